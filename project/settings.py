@@ -1,0 +1,222 @@
+"""Kiln settings: one module, every value from the environment.
+
+Nothing here needs a server: with no variables set, Kiln runs on SQLite under
+``var/``, Celery's filesystem broker, local media and the sandbox providers.
+"""
+
+from pathlib import Path
+
+from django.utils.csp import CSP
+
+from project.env import envbool, envdatabase, envfernetkey, envint, envlist, envsecret, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("KILN_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = envsecret("SECRET_KEY", VAR_DIR / "secret_key")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+# Where Kiln is reachable from the internet (https), for provider webhooks and
+# signed input URLs. Empty: neither is offered.
+KILN_PUBLIC_URL = envstr("KILN_PUBLIC_URL").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "axes",
+    "accounts",
+    "generations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "accounts.middleware.CurrentTeamMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.current_team",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": envdatabase("DATABASE_URL", VAR_DIR / "kiln.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "generations:studio"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Login throttling: lock a username+IP pair after repeated failures.
+AXES_ENABLED = envbool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_RESET_ON_SUCCESS = True
+# Reverse proxies in front of Kiln that append to X-Forwarded-For (0: none, REMOTE_ADDR is the client).
+KILN_TRUSTED_PROXY_COUNT = envint("KILN_TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "project.client_ip.client_ip"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = None  # media is never served from a public directory: see generations.serving
+
+STORAGES = {
+    "default": {"BACKEND": envstr("KILN_MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage")},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG and envbool("KILN_MANIFEST_STATIC", True)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# Provider API keys are encrypted with these (comma-separated Fernet keys, newest
+# first). Independent of SECRET_KEY; generated once into var/ for local use.
+FIELD_ENCRYPTION_KEYS = envlist("FIELD_ENCRYPTION_KEYS") or [envfernetkey(VAR_DIR / "field_encryption_key")]
+
+# Security headers (production values come with DEBUG off and HTTPS on).
+KILN_HTTPS = envbool("KILN_HTTPS", False)
+SECURE_SSL_REDIRECT = KILN_HTTPS and envbool("SECURE_SSL_REDIRECT", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if KILN_HTTPS else None
+SESSION_COOKIE_SECURE = KILN_HTTPS
+CSRF_COOKIE_SECURE = KILN_HTTPS
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if KILN_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = KILN_HTTPS
+SECURE_HSTS_PRELOAD = KILN_HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 60 * 60 * 24 * 14, minimum=300)
+X_FRAME_OPTIONS = "DENY"
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "media-src": [CSP.SELF, "blob:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+
+# Celery: the broker only carries wake-ups; the database is the source of truth.
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", f"filesystem://{VAR_DIR / 'broker'}")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = Path(CELERY_BROKER_URL.removeprefix("filesystem://"))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+    for _sub in ("queue", "processed", "control"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "generations.tasks.submit_generation": {"queue": "poll"},
+    "generations.tasks.poll_due": {"queue": "poll"},
+    "generations.tasks.poll_generation": {"queue": "poll"},
+    "generations.tasks.download_generation": {"queue": "download"},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+KILN_POLL_TICK_SECONDS = float(envstr("KILN_POLL_TICK_SECONDS", "1.0"))
+KILN_POLL_CONCURRENCY = envint("KILN_POLL_CONCURRENCY", 32, minimum=1)
+KILN_POLL_BATCH = envint("KILN_POLL_BATCH", 200, minimum=1)
+# A job claimed for sending but never saved with a provider job id (its worker
+# died mid-send) is given up after this long: expired for review, never re-sent.
+KILN_SUBMIT_LEASE_SECONDS = envint("KILN_SUBMIT_LEASE_SECONDS", 600, minimum=30)
+
+# Downloads of provider output.
+KILN_MAX_IMAGE_BYTES = envint("KILN_MAX_IMAGE_BYTES", 50 * 1024 * 1024, minimum=1)
+KILN_MAX_VIDEO_BYTES = envint("KILN_MAX_VIDEO_BYTES", 2 * 1024 * 1024 * 1024, minimum=1)
+KILN_DOWNLOAD_DEADLINE_SECONDS = envint("KILN_DOWNLOAD_DEADLINE_SECONDS", 900, minimum=1)
+KILN_MAX_UPLOAD_BYTES = envint("KILN_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
+# Studio submissions per member per minute (a double-click loop or a script cannot drain a wallet).
+KILN_GENERATE_PER_MINUTE = envint("KILN_GENERATE_PER_MINUTE", 30, minimum=1)
+# Output URLs on loopback/private addresses are refused (SSRF) unless this is on:
+# only for the local sandbox providers; production leaves it off.
+KILN_ALLOW_PRIVATE_URLS = envbool("KILN_ALLOW_PRIVATE_URLS", False)
+# The sandbox providers' base URL when `make run` starts them.
+KILN_SANDBOX_URL = envstr("KILN_SANDBOX_URL", "http://127.0.0.1:8765")
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# The cache holds rate-limit counters and webhook wake-ups (generations.ratelimit). Local
+# memory, per process, by default; set KILN_CACHE_URL=redis://... so every web process shares them.
+KILN_CACHE_URL = envstr("KILN_CACHE_URL")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": KILN_CACHE_URL}
+          if KILN_CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+}
