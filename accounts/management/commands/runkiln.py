@@ -1,0 +1,74 @@
+"""``manage.py runkiln``: the whole of Kiln in one terminal, for ``make run``.
+
+Starts the sandbox providers, the web server (gunicorn), a Celery worker with an
+embedded beat (queues ``default`` and ``poll``) and a download worker (queue
+``download``, a pool of threads), each line of their output prefixed with its name. Ctrl-C stops
+all of them; if one dies, the others are stopped and the command exits 1.
+The web server listens on 127.0.0.1:$PORT (default 8000); the sandbox on the
+port of KILN_SANDBOX_URL.
+"""
+
+import os
+import signal
+import socket
+import sys
+import time
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.supervisor import Child, Supervisor
+from project.env import envint
+
+
+def kiln_children(port: int, sandbox_port: int) -> list[Child]:
+    python = sys.executable
+    return [
+        Child("sandbox", [python, "-m", "generations.sandbox", "--port", str(sandbox_port)]),
+        Child("web", [python, "-m", "gunicorn", "project.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
+                      "--threads", "4", "--graceful-timeout", "5"]),
+        Child("worker", [python, "-m", "celery", "-A", "project", "worker", "-B", "-Q", "default,poll",
+                         "-c", "2", "-n", "poll@%h", "--loglevel", "INFO"], stop_signal=signal.SIGTERM),  # warm shutdown
+        # Downloads are I/O (waiting on a CDN): one process, a pool of threads (as in production).
+        Child("downloads", [python, "-m", "celery", "-A", "project", "worker", "-Q", "download", "-P", "threads",
+                            "-c", "8", "-n", "download@%h", "--loglevel", "INFO"], stop_signal=signal.SIGTERM),
+    ]
+
+
+def _wait_for_port(port: int, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+class Command(BaseCommand):
+    help = "Run the sandbox providers, the web server and the Celery workers (with beat); Ctrl-C stops all."
+
+    def handle(self, *args, **options):
+        try:
+            port = envint("PORT", 8000, minimum=1)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        sandbox = urlsplit(settings.KILN_SANDBOX_URL)
+        if sandbox.hostname not in ("127.0.0.1", "localhost") or not sandbox.port:
+            raise CommandError(f"KILN_SANDBOX_URL must be http://127.0.0.1:PORT for runkiln, got "
+                               f"{settings.KILN_SANDBOX_URL!r}", returncode=2)
+        env = {**os.environ, "KILN_ALLOW_PRIVATE_URLS": "1", "PYTHONUNBUFFERED": "1"}
+        url = f"http://127.0.0.1:{port}/"
+
+        def announce():
+            if _wait_for_port(port):
+                supervisor.say("kiln", f"Kiln is running: open {url}  (Ctrl-C stops everything)")
+
+        supervisor = Supervisor(kiln_children(port, sandbox.port), env=env, out=self.stdout,
+                                on_started=announce)
+        status = supervisor.run()
+        if status:
+            raise CommandError("A Kiln process stopped unexpectedly; everything was shut down.", returncode=status)
