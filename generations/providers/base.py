@@ -1,0 +1,395 @@
+"""The adapter contract every provider module implements.
+
+An adapter declares its models (``ModelSpec``: kind, operations, a parameter
+schema, input slots, a price rule) and speaks its provider's API through
+``generations.providers.http`` only:
+
+- ``submit(job, credentials) -> Submitted``: the provider's job id, or an
+  immediate result (``Submitted.result``) for synchronous APIs;
+- ``poll(job_id, credentials, model=...) -> Progress``: the normalized state;
+- ``cancel(job_id, credentials, model=...) -> CancelOutcome``;
+- ``download_headers(url, credentials) -> dict``: headers for fetching an
+  output URL (the key only for the provider's own host, never for a CDN).
+
+Provider failures raise ``ProviderError``: retryable ones (429, 5xx,
+timeouts) are retried with backoff; the others fail the job at once with the
+provider's own message. Unknown status strings map to ``State.RUNNING`` and
+are logged, so the poller never crashes on them.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+logger = logging.getLogger(__name__)
+
+
+class State(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ProviderError(Exception):
+    """A provider refused or failed a request.
+
+    ``message`` is the provider's own words where it gave any. ``retryable``
+    says whether trying again later may succeed (rate limits, 5xx, timeouts);
+    ``retry_after`` is the provider's ``Retry-After`` in seconds, if it sent one.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
+                 status_code: int | None = None, code: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status_code = status_code
+        self.code = code
+
+    def __repr__(self):
+        return f"ProviderError({self.message!r}, retryable={self.retryable}, status={self.status_code})"
+
+
+# ---------------------------------------------------------------------------
+# The catalog: parameter schemas
+
+
+class ParamType(enum.StrEnum):
+    STRING = "string"      # one line of text
+    TEXT = "text"          # several lines
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    ENUM = "enum"          # one of ``choices`` (values may be str or int)
+    TAGS = "tags"          # a list of short strings (comma separated in forms)
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: ParamType
+    label: str = ""
+    default: Any = None
+    required: bool = False
+    choices: tuple = ()
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = None
+    help: str = ""
+    # Only shown and sent for these operations (None: all of the model's).
+    operations: frozenset[str] | None = None
+    # Sent to the provider under this name (default: ``name``).
+    api_name: str = ""
+
+    @property
+    def display_label(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def applies_to(self, operation: str) -> bool:
+        return self.operations is None or operation in self.operations
+
+    def clean(self, raw: Any) -> Any:
+        """The value, converted and checked; raises ``ValueError`` with a message for a person."""
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            if self.required:
+                raise ValueError("This field is required.")
+            return None
+        match self.type:
+            case ParamType.STRING | ParamType.TEXT:
+                value = str(raw)
+                if _CONTROL_CHARS.search(value):
+                    raise ValueError("Control characters are not allowed.")
+                value = value.strip()
+                if self.max_length is not None and len(value) > self.max_length:
+                    raise ValueError(f"At most {self.max_length} characters (this has {len(value)}).")
+                return value
+            case ParamType.INTEGER:
+                if isinstance(raw, bool):
+                    raise ValueError("Enter a whole number.")
+                try:
+                    value = int(str(raw).strip())
+                except ValueError:
+                    raise ValueError("Enter a whole number.") from None
+                self._check_range(value)
+                return value
+            case ParamType.NUMBER:
+                try:
+                    value = float(str(raw).strip())
+                except ValueError:
+                    raise ValueError("Enter a number.") from None
+                if not math.isfinite(value):
+                    raise ValueError("Enter a number.")
+                self._check_range(value)
+                return value
+            case ParamType.BOOLEAN:
+                if isinstance(raw, bool):
+                    return raw
+                text = str(raw).strip().lower()
+                if text in ("1", "true", "on", "yes"):
+                    return True
+                if text in ("0", "false", "off", "no"):
+                    return False
+                raise ValueError("Choose yes or no.")
+            case ParamType.ENUM:
+                for choice in self.choices:
+                    if str(choice) == str(raw).strip():
+                        return choice
+                raise ValueError(f"Choose one of: {', '.join(str(c) for c in self.choices)}.")
+            case ParamType.TAGS:
+                items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+                tags = [str(t).strip() for t in items if str(t).strip()]
+                for tag in tags:
+                    if _CONTROL_CHARS.search(tag) or len(tag) > 50:
+                        raise ValueError("Tags are short words (50 characters at most).")
+                if self.max is not None and len(tags) > self.max:
+                    raise ValueError(f"At most {int(self.max)} tags.")
+                return tags
+        raise ValueError("Unsupported value.")
+
+    def _check_range(self, value: float) -> None:
+        if self.min is not None and value < self.min:
+            raise ValueError(f"Must be at least {_fmt(self.min)}.")
+        if self.max is not None and value > self.max:
+            raise ValueError(f"Must be at most {_fmt(self.max)}.")
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+@dataclass(frozen=True)
+class InputSlot:
+    """A file a model takes: a first frame, a last frame, reference images, a source video."""
+
+    role: str              # generations.models.InputRole value
+    kind: str              # "image" or "video"
+    label: str = ""
+    required: bool = False
+    max_count: int = 1
+    operations: frozenset[str] | None = None
+
+    def applies_to(self, operation: str) -> bool:
+        return self.operations is None or operation in self.operations
+
+
+PriceRule = Callable[[Mapping[str, Any], str], int]
+"""(validated params, operation) -> estimated credits."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    provider: str
+    label: str
+    kind: str                                  # "image" or "video"
+    operations: tuple[str, ...]
+    params: tuple[Param, ...] = ()
+    inputs: tuple[InputSlot, ...] = ()
+    price: PriceRule = field(default=lambda params, operation: 0)
+    description: str = ""
+    poll_interval: float = 5.0                 # seconds between polls while running
+    default_timeout: int = 600                 # seconds the provider may take
+    prompt_required: bool = True
+    prompt_max_length: int = 4000
+    negative_prompt: bool = False
+    # Operations that need no prompt although the model's others do
+    # (Sealink's template-to-video builds it from a template).
+    prompt_optional_operations: frozenset[str] = frozenset()
+    negative_prompt_max_length: int | None = None
+
+    def prompt_required_for(self, operation: str) -> bool:
+        return self.prompt_required and operation not in self.prompt_optional_operations
+
+    def params_for(self, operation: str) -> list[Param]:
+        return [p for p in self.params if p.applies_to(operation)]
+
+    def inputs_for(self, operation: str) -> list[InputSlot]:
+        return [s for s in self.inputs if s.applies_to(operation)]
+
+    def clean_params(self, operation: str, raw: Mapping[str, Any]) -> tuple[dict, dict[str, str]]:
+        """Validate raw values against the schema: (cleaned params, errors by name).
+
+        Unknown names are dropped; defaults fill what is missing."""
+        cleaned, errors = {}, {}
+        for param in self.params_for(operation):
+            try:
+                value = param.clean(raw.get(param.name))
+            except ValueError as exc:
+                errors[param.name] = str(exc)
+                continue
+            if value is None:
+                value = param.default
+            if value is not None:
+                cleaned[param.name] = value
+        return cleaned, errors
+
+    def estimate(self, params: Mapping[str, Any], operation: str) -> int:
+        return max(0, int(self.price(params, operation)))
+
+
+# ---------------------------------------------------------------------------
+# What the engine hands an adapter, and what it gets back
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str
+    base_url: str
+
+    def __repr__(self):  # never print the key
+        return f"Credentials(base_url={self.base_url!r}, api_key='…{self.api_key[-4:]}')"
+
+
+@dataclass(frozen=True)
+class JobInput:
+    role: str
+    mime_type: str
+    content: bytes
+    # A short-lived signed URL under KILN_PUBLIC_URL, when Kiln has one.
+    url: str | None = None
+
+    def data_url(self) -> str:
+        import base64
+
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.content).decode()}"
+
+    def __repr__(self):
+        return f"JobInput(role={self.role!r}, mime_type={self.mime_type!r}, bytes={len(self.content)})"
+
+
+@dataclass(frozen=True)
+class Job:
+    generation_id: str
+    model: ModelSpec
+    operation: str
+    prompt: str
+    negative_prompt: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[JobInput, ...] = ()
+    webhook_url: str | None = None
+
+    def inputs_with_role(self, role: str) -> list[JobInput]:
+        return [i for i in self.inputs if i.role == role]
+
+
+@dataclass(frozen=True)
+class Output:
+    url: str
+    kind: str                       # "image" or "video"
+    # Where to fetch it instead when ``url`` is missing, expired or refused
+    # (ShuttleAI's content endpoint, which needs the key).
+    fallback_url: str | None = None
+
+
+@dataclass
+class Progress:
+    state: State
+    provider_status: str = ""
+    percent: int | None = None
+    outputs: list[Output] = field(default_factory=list)
+    cost: int | None = None          # credits, where the provider reports its charge
+    error: str = ""                  # the provider's own words
+    raw: Any = None
+
+
+@dataclass
+class Submitted:
+    job_id: str
+    # Synchronous APIs answer with the result at once.
+    result: Progress | None = None
+
+
+class CancelResult(enum.StrEnum):
+    CANCELLED = "cancelled"
+    TOO_LATE = "too_late"            # the provider has started; it will finish
+    NOT_SUPPORTED = "not_supported"
+
+
+@dataclass
+class CancelOutcome:
+    result: CancelResult
+    message: str = ""
+
+
+class Provider:
+    """Base class of every adapter. Subclasses set the class attributes and
+    implement ``models``, ``submit``, ``poll`` and, where the API has one, ``cancel``."""
+
+    id: ClassVar[str]
+    name: ClassVar[str]
+    default_base_url: ClassVar[str] = ""
+    supports_cancel: ClassVar[bool] = False
+    cancel_help: ClassVar[str] = "This provider's API cannot cancel a job once it is sent."
+    supports_webhooks: ClassVar[bool] = False
+    # True when the provider accepts inputs inline (base64 / data URLs); else
+    # they must be reachable URLs under KILN_PUBLIC_URL.
+    accepts_inline_inputs: ClassVar[bool] = True
+    # How long a job may wait beyond the provider's own timeout before we call it expired.
+    deadline_margin: ClassVar[int] = 120
+
+    def models(self, model_ids: list[str] | None = None) -> list[ModelSpec]:
+        """The catalog. ``model_ids`` is a key's override (gateways serve different models)."""
+        raise NotImplementedError
+
+    def get_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        return next((m for m in self.models(model_ids) if m.id == model_id), None)
+
+    def submit(self, job: Job, credentials: Credentials) -> Submitted:
+        raise NotImplementedError
+
+    def poll(self, job_id: str, credentials: Credentials, *, model: ModelSpec) -> Progress:
+        raise NotImplementedError
+
+    def cancel(self, job_id: str, credentials: Credentials, *, model: ModelSpec) -> CancelOutcome:
+        return CancelOutcome(CancelResult.NOT_SUPPORTED, self.cancel_help)
+
+    def download_headers(self, url: str, credentials: Credentials) -> dict[str, str]:
+        """Headers for fetching an output URL. Default: none (CDN URLs are signed)."""
+        return {}
+
+    def base_url(self, credentials: Credentials) -> str:
+        return (credentials.base_url or self.default_base_url).rstrip("/")
+
+    def timeout_seconds(self, model: ModelSpec, params: Mapping[str, Any]) -> int:
+        """How long the provider itself may take for this job."""
+        return int(params.get("timeout") or model.default_timeout)
+
+    @staticmethod
+    def normalize(status: str, mapping: Mapping[str, State]) -> State:
+        """Map a provider status string; unknown ones are logged and kept running."""
+        key = (status or "").strip()
+        state = mapping.get(key) or mapping.get(key.lower())
+        if state is None:
+            logger.warning("unknown provider status %r: treating it as running", status)
+            return State.RUNNING
+        return state
+
+
+def usd_to_credits(usd: float) -> int:
+    from accounts.models import CREDITS_PER_USD
+
+    return round(usd * CREDITS_PER_USD)
+
+
+def as_int(value: Any, default: int | None = None) -> int | None:
+    """Providers send numbers as strings, floats, "30%"...: read them loosely."""
+    if value is None or isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return round(float(str(value).strip().rstrip("%")))
+    except ValueError:
+        return default

@@ -1,0 +1,277 @@
+"""The one way Kiln speaks HTTP to providers and their CDNs (httpx).
+
+- ``request()``: a call to a provider API. Transport failures, 408, 429 and
+  5xx become retryable ``ProviderError``s (honouring ``Retry-After``); other
+  4xx become permanent ones carrying the provider's own message.
+  Nothing is retried here: a POST that may have reached the provider is
+  never sent twice; the engine decides when to try again.
+- ``download()``: streams an output URL into a file at constant memory, with
+  a size cap, an overall deadline (a server trickling bytes cannot hold a
+  worker forever), and an SSRF guard that refuses private, loopback and
+  link-local addresses, checked after DNS resolution and on every redirect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import IO, Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from django.conf import settings
+
+from generations.providers.base import Credentials, ProviderError
+
+USER_AGENT = "Kiln/0.1 (+self-hosted)"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def client() -> httpx.Client:
+    """One pooled client per process, shared by its threads (poll threads, a ``--pool threads``
+    download worker: httpx.Client is thread-safe); created lazily in each prefork child."""
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = httpx.Client(
+                    timeout=DEFAULT_TIMEOUT,
+                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+                    headers={"User-Agent": USER_AGENT},
+                    follow_redirects=False,
+                )
+    return _client
+
+
+def reset_client() -> None:
+    global _client
+    with _client_lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+
+
+ErrorParser = Callable[[httpx.Response, Any], str]
+
+# ``ProviderError.code`` when the request provably never reached the provider
+# (connection refused, connect timeout): only then may a submit be re-sent.
+NOT_SENT = "not_sent"
+
+
+def default_error_message(response: httpx.Response, body: Any) -> str:
+    """The provider's words from the usual envelopes: {"error": {"message"}}, {"error": "..."}, {"message"}."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str) and error:
+            return error
+        for key in ("message", "detail", "msg", "fail_reason"):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key]
+        if isinstance(body.get("code"), str) and body["code"]:
+            return body["code"]
+    text = response.text.strip() if response.content else ""
+    return text[:500] or f"HTTP {response.status_code} {response.reason_phrase}"
+
+
+def error_code(body: Any) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("type") or error.get("code") or "")
+        if isinstance(body.get("code"), str):
+            return body["code"]
+    return ""
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def parse_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def request(method: str, url: str, *, credentials: Credentials | None = None, json_body: Any = None,
+            timeout: float | httpx.Timeout | None = None, headers: dict[str, str] | None = None,
+            error_message: ErrorParser = default_error_message, ok: tuple[int, ...] = ()) -> httpx.Response:
+    """Send one request; return the response for 2xx (and any status in ``ok``), else raise ProviderError."""
+    all_headers = {"Accept": "application/json"}
+    if credentials is not None:
+        all_headers["Authorization"] = f"Bearer {credentials.api_key}"
+    all_headers.update(headers or {})
+    try:
+        response = client().request(method, url, json=json_body, headers=all_headers,
+                                    timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing was sent: the engine may safely send this request again.
+        raise ProviderError(f"Could not reach the provider: {type(exc).__name__}.", retryable=True,
+                            code=NOT_SENT) from None
+    except httpx.TimeoutException:
+        raise ProviderError(f"The provider did not answer in time ({method} {_path(url)}).", retryable=True) from None
+    except httpx.TransportError as exc:
+        raise ProviderError(f"Could not reach the provider: {type(exc).__name__}.", retryable=True) from None
+    if response.is_success or response.status_code in ok:
+        return response
+    body = parse_json(response)
+    message = error_message(response, body)
+    if credentials is not None:
+        message = redact(message, credentials.api_key)
+    status = response.status_code
+    retryable = status in (408, 409, 423, 425, 429) or status >= 500
+    if status == 409:
+        retryable = False
+    raise ProviderError(message, retryable=retryable, retry_after=retry_after_seconds(response),
+                        status_code=status, code=error_code(body))
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with ``secret`` (an API key a provider echoed back) cut to its last 4 characters."""
+    if not secret or len(secret) < 8 or secret not in text:
+        return text
+    return text.replace(secret, "…" + secret[-4:])
+
+
+def json_of(response: httpx.Response) -> dict:
+    """The body as a JSON object; a truncated or non-JSON body is a retryable error."""
+    body = parse_json(response)
+    if not isinstance(body, dict):
+        snippet = response.text[:120] if response.content else "an empty body"
+        raise ProviderError(f"The provider sent a response that is not a JSON object: {snippet!r}", retryable=True,
+                            status_code=response.status_code)
+    return body
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path or "/"
+
+
+# ---------------------------------------------------------------------------
+# Downloads
+
+
+class DownloadError(Exception):
+    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status_code = status_code
+
+
+@dataclass
+class Downloaded:
+    bytes: int
+    sha256: str
+    head: bytes           # the first bytes, for the magic-number check
+    content_type: str
+    final_url: str
+
+
+def check_url_allowed(url: str, *, allow_private: bool | None = None, allow_hosts: Collection[str] = ()) -> None:
+    """Refuse anything but http(s) to a public address (after DNS resolution).
+
+    ``allow_hosts``: "host:port" pairs exempt from the private-address check
+    (one known service on loopback, say) while every other URL is still checked."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise DownloadError(f"Refusing to download from a {parts.scheme or 'schemeless'} URL.")
+    if not parts.hostname:
+        raise DownloadError("Refusing to download from a URL without a host.")
+    if allow_private is None:
+        allow_private = settings.KILN_ALLOW_PRIVATE_URLS
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if allow_private or f"{parts.hostname}:{port}" in allow_hosts:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        raise DownloadError(f"Cannot resolve {parts.hostname}.", retryable=True) from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
+                or address.is_reserved or address.is_unspecified):
+            raise DownloadError(f"Refusing to download from {parts.hostname}: it resolves to a private address.")
+
+
+def same_host(url: str, base_url: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
+def download(url: str, dest: IO[bytes], *, max_bytes: int, headers: dict[str, str] | None = None,
+             deadline_seconds: float | None = None, max_redirects: int = 5,
+             allow_private: bool | None = None, allow_hosts: Collection[str] = (),
+             chunk_size: int | None = None) -> Downloaded:
+    """Stream ``url`` into ``dest``. Raises DownloadError; ``dest`` may hold a partial file then.
+
+    Bytes are written as they arrive (``chunk_size`` None): a buffered chunk size
+    would let a server trickling bytes hold the worker far past the deadline."""
+    deadline = time.monotonic() + (deadline_seconds or settings.KILN_DOWNLOAD_DEADLINE_SECONDS)
+    send_headers = dict(headers or {})
+    for _ in range(max_redirects + 1):
+        check_url_allowed(url, allow_private=allow_private, allow_hosts=allow_hosts)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DownloadError("The download did not finish before its deadline.", retryable=True)
+        try:
+            with client().stream("GET", url, headers=send_headers,
+                                 timeout=httpx.Timeout(min(30.0, remaining), connect=10.0)) as response:
+                if response.is_redirect:
+                    target = urljoin(url, response.headers.get("Location", ""))
+                    if not same_host(target, url):
+                        # Never forward a provider key (or any header it gave) to another host (a CDN).
+                        send_headers = {}
+                    url = target
+                    continue
+                if response.status_code != 200:
+                    expired = response.status_code in (401, 403, 404, 410)
+                    raise DownloadError(f"The media URL answered HTTP {response.status_code}.",
+                                        retryable=not expired and response.status_code >= 500,
+                                        status_code=response.status_code)
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise DownloadError(f"The file is {int(declared):,} bytes, above the {max_bytes:,}-byte limit.")
+                digest = hashlib.sha256()
+                size = 0
+                head = b""
+                for chunk in response.iter_raw(chunk_size):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DownloadError(f"The file is larger than the {max_bytes:,}-byte limit.")
+                    if time.monotonic() > deadline:
+                        raise DownloadError("The download did not finish before its deadline.", retryable=True)
+                    if len(head) < 64:
+                        head += chunk[: 64 - len(head)]
+                    digest.update(chunk)
+                    dest.write(chunk)
+                if declared and declared.isdigit() and int(declared) != size:
+                    raise DownloadError("The download ended before the whole file arrived.", retryable=True)
+                return Downloaded(bytes=size, sha256=digest.hexdigest(), head=head,
+                                  content_type=response.headers.get("Content-Type", ""), final_url=url)
+        except httpx.TimeoutException:
+            raise DownloadError("The media server stopped sending data.", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise DownloadError(f"The download broke off: {type(exc).__name__}.", retryable=True) from None
+    raise DownloadError("Too many redirects.")

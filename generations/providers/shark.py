@@ -1,0 +1,357 @@
+"""Shark AI (``seeds/shark-ai-videos.txt``, ``seeds/shark-ai-images.txt``, ``PROVIDERS.md``).
+
+Videos are asynchronous: ``POST /api/v1/videos`` answers 202 ``{id, status:
+"pending", polling_url}``; ``GET /api/v1/videos/{id}`` goes ``pending`` →
+``running`` (the per-model pages say ``in_progress``: both are accepted) →
+``completed`` (``output.urls[]`` and ``credit``), ``failed`` (``error`` is a
+plain string) or ``cancelled``. ``POST /api/v1/videos/{id}/cancel`` works only
+while pending; 409 once started.
+
+Images: ``POST /api/v1/images/generations`` is synchronous by default (200
+``{created, data[].url, usage, credit}``) and takes 10-180 s. Slow models are
+sent with ``"async": true`` (202 with ``polling_url`` / ``cancel_url``; the
+task's ``result`` holds ``{data, usage, credit}`` when completed, ``error:
+{message, type}`` when failed). Fast models stay synchronous: ``submit``
+returns the finished result with a synthetic job id (``sync-…``) — the engine
+runs ``submit`` inside a worker, never in a web request.
+
+Inputs (first / last frame) are sent inline as data URLs in
+``frame_images[].image_url``. ``credit`` is Shark's charge (1 USD = 10,000
+credits) and becomes ``Progress.cost``; the price rules below give the same
+figures for the estimate ("auto" image size/quality are priced at the most
+they can cost, so the estimate never undershoots).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from generations.providers import http
+from generations.providers.base import (
+    CancelOutcome,
+    CancelResult,
+    Credentials,
+    InputSlot,
+    Job,
+    ModelSpec,
+    Output,
+    Param,
+    ParamType,
+    Progress,
+    Provider,
+    ProviderError,
+    State,
+    Submitted,
+    as_int,
+)
+
+logger = logging.getLogger(__name__)
+
+STATUSES: dict[str, State] = {
+    "pending": State.QUEUED,
+    "queued": State.QUEUED,
+    "running": State.RUNNING,
+    "in_progress": State.RUNNING,
+    "processing": State.RUNNING,
+    "completed": State.SUCCEEDED,
+    "succeeded": State.SUCCEEDED,
+    "failed": State.FAILED,
+    "cancelled": State.CANCELLED,
+    "canceled": State.CANCELLED,
+}
+
+SYNC_PREFIX = "sync-"
+TOO_LATE = "Shark AI had already started this job, so it cannot be cancelled; it will finish and be charged."
+
+# ---------------------------------------------------------------------------
+# Prices (credits; 1 USD = 10,000). They match what Shark reports as ``credit``.
+
+VIDEO_CREDITS_PER_SECOND = {
+    "alibaba/wan-2.7": {"480p": 500, "720p": 800, "1080p": 1200},
+    "alibaba/wan-2.5": {"480p": 300, "720p": 500, "1080p": 800},
+}
+# gpt-image-2, per image: quality -> size class (square 1024, wide 1536x1024 / 1024x1536, large 2048).
+GPT_IMAGE_CREDITS = {
+    "low": {"square": 110, "wide": 160, "large": 440},
+    "medium": {"square": 420, "wide": 630, "large": 1680},
+    "high": {"square": 1670, "wide": 2500, "large": 6680},
+}
+FLUX_CREDITS_PER_IMAGE = 30
+
+
+def _video_price(model_id: str):
+    def price(params: Mapping[str, Any], operation: str) -> int:
+        rates = VIDEO_CREDITS_PER_SECOND[model_id]
+        rate = rates.get(str(params.get("resolution") or "720p"), max(rates.values()))
+        return rate * (as_int(params.get("duration"), 5) or 5)
+    return price
+
+
+def _gpt_image_price(params: Mapping[str, Any], operation: str) -> int:
+    quality = str(params.get("quality") or "auto")
+    size = str(params.get("size") or "auto")
+    # "auto" lets the model choose (a 1024-class size, any quality): estimate
+    # the most it can cost, so the reservation never falls short.
+    table = GPT_IMAGE_CREDITS.get(quality, GPT_IMAGE_CREDITS["high"])
+    size_class = {"1024x1024": "square", "1536x1024": "wide", "1024x1536": "wide",
+                  "2048x2048": "large"}.get(size, "wide")
+    return table[size_class] * (as_int(params.get("n"), 1) or 1)
+
+
+def _flux_price(params: Mapping[str, Any], operation: str) -> int:
+    return FLUX_CREDITS_PER_IMAGE * (as_int(params.get("n"), 1) or 1)
+
+
+# ---------------------------------------------------------------------------
+# The catalog
+
+T2V, I2V, FLF = "text-to-video", "image-to-video", "first-last-frame"
+T2I = "text-to-image"
+
+
+def _seed() -> Param:
+    return Param("seed", ParamType.INTEGER, default=-1, min=-1, max=2_147_483_647,
+                 help="-1 picks a random seed; the same seed and prompt repeat a result.")
+
+
+def _video_params(durations: tuple[str, ...]) -> tuple[Param, ...]:
+    return (
+        Param("duration", ParamType.ENUM, label="Duration (seconds)", default=durations[0], choices=durations,
+              help="Length of the video in seconds."),
+        Param("resolution", ParamType.ENUM, default="720p", choices=("480p", "720p", "1080p"),
+              help="Higher resolutions cost more per second."),
+        Param("aspect_ratio", ParamType.ENUM, label="Aspect ratio", default="16:9", choices=("16:9", "9:16", "1:1"),
+              operations=frozenset({T2V}), help="Image-to-video follows the first frame's shape."),
+        _seed(),
+        Param("timeout", ParamType.INTEGER, label="Timeout (seconds)", default=600, min=60, max=3600,
+              help="How long Shark AI may work on the video before giving up (60-3600)."),
+    )
+
+
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        id="alibaba/wan-2.7", provider="shark", label="Wan 2.7", kind="video",
+        operations=(T2V, I2V, FLF),
+        params=_video_params(("5", "10", "15")),
+        inputs=(
+            InputSlot("first_frame", "image", label="First frame", required=True, operations=frozenset({I2V, FLF})),
+            InputSlot("last_frame", "image", label="Last frame", required=False, operations=frozenset({I2V})),
+            InputSlot("last_frame", "image", label="Last frame", required=True, operations=frozenset({FLF})),
+        ),
+        price=_video_price("alibaba/wan-2.7"),
+        description="Alibaba's Wan 2.7: text or a first (and last) frame to a 5-15 s video, up to 1080p.",
+        poll_interval=4.0, default_timeout=600, negative_prompt=True, negative_prompt_max_length=2000,
+    ),
+    ModelSpec(
+        id="alibaba/wan-2.5", provider="shark", label="Wan 2.5", kind="video",
+        operations=(T2V, I2V),
+        params=_video_params(("5", "10")),
+        inputs=(InputSlot("first_frame", "image", label="First frame", required=True, operations=frozenset({I2V})),),
+        price=_video_price("alibaba/wan-2.5"),
+        description="Alibaba's Wan 2.5: a cheaper, quicker 5 or 10 s video from text or a first frame.",
+        poll_interval=4.0, default_timeout=600, negative_prompt=True, negative_prompt_max_length=2000,
+    ),
+    ModelSpec(
+        id="openai/gpt-image-2", provider="shark", label="GPT Image 2", kind="image",
+        operations=(T2I,),
+        params=(
+            Param("n", ParamType.INTEGER, label="Images", default=1, min=1, max=4, help="How many images (1-4)."),
+            Param("size", ParamType.ENUM, default="1024x1024",
+                  choices=("1024x1024", "1536x1024", "1024x1536", "2048x2048", "auto")),
+            Param("quality", ParamType.ENUM, default="medium", choices=("low", "medium", "high", "auto"),
+                  help="Higher quality takes longer and costs more."),
+            Param("output_format", ParamType.ENUM, label="Format", default="png", choices=("png", "jpeg", "webp")),
+            Param("timeout", ParamType.INTEGER, label="Timeout (seconds)", default=300, min=30, max=1800,
+                  help="How long Shark AI may work on the images before giving up (30-1800)."),
+        ),
+        price=_gpt_image_price,
+        description="OpenAI's GPT Image 2 through Shark AI: detailed images, slow (sent in async mode).",
+        poll_interval=3.0, default_timeout=300,
+    ),
+    ModelSpec(
+        id="black-forest-labs/flux-schnell", provider="shark", label="FLUX.1 schnell", kind="image",
+        operations=(T2I,),
+        params=(
+            Param("n", ParamType.INTEGER, label="Images", default=1, min=1, max=4, help="How many images (1-4)."),
+            Param("aspect_ratio", ParamType.ENUM, label="Aspect ratio", default="1:1",
+                  choices=("1:1", "16:9", "9:16", "4:3", "3:4")),
+            Param("output_format", ParamType.ENUM, label="Format", default="png", choices=("png", "jpeg", "webp")),
+            _seed(),
+        ),
+        price=_flux_price,
+        description="A fast, cheap image model: answered in seconds (synchronous).",
+        poll_interval=3.0, default_timeout=300,
+    ),
+)
+
+# Fast image models are asked synchronously; every other image model in async mode.
+SYNC_IMAGE_MODELS = frozenset({"black-forest-labs/flux-schnell"})
+# Answers of synchronous image requests may take this long (the docs: 10-180 s).
+SYNC_TIMEOUT = httpx.Timeout(240.0, connect=10.0)
+
+
+class SharkProvider(Provider):
+    id = "shark"
+    name = "Shark AI"
+    default_base_url = "https://shark.ai"
+    supports_cancel = True
+    cancel_help = "Shark AI can cancel a job only while it is still pending."
+    accepts_inline_inputs = True
+
+    def models(self, model_ids: list[str] | None = None) -> list[ModelSpec]:
+        return list(MODELS)
+
+    # -- submit -------------------------------------------------------------
+
+    def submit(self, job: Job, credentials: Credentials) -> Submitted:
+        if job.model.kind == "video":
+            return self._submit_video(job, credentials)
+        if job.model.id in SYNC_IMAGE_MODELS:
+            return self._submit_sync_image(job, credentials)
+        return self._submit_async_image(job, credentials)
+
+    def _body(self, job: Job) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": job.model.id, "prompt": job.prompt}
+        allowed = {p.name: p for p in job.model.params_for(job.operation)}
+        for name, value in job.params.items():
+            if name in allowed and value is not None:
+                body[allowed[name].api_name or name] = value
+        return body
+
+    def _submit_video(self, job: Job, credentials: Credentials) -> Submitted:
+        body = self._body(job)
+        if job.negative_prompt:
+            body["negative_prompt"] = job.negative_prompt
+        frames = [{"image_url": i.data_url(), "frame_type": role}
+                  for role in ("first_frame", "last_frame") for i in job.inputs_with_role(role)[:1]]
+        if frames:
+            body["frame_images"] = frames
+        response = http.request("POST", f"{self.base_url(credentials)}/api/v1/videos", credentials=credentials,
+                                json_body=body)
+        return Submitted(job_id=self._job_id(http.json_of(response)))
+
+    def _submit_async_image(self, job: Job, credentials: Credentials) -> Submitted:
+        body = {**self._body(job), "async": True}
+        response = http.request("POST", f"{self.base_url(credentials)}/api/v1/images/generations",
+                                credentials=credentials, json_body=body)
+        data = http.json_of(response)
+        if response.status_code == 200 and "data" in data:
+            # A gateway that ignored "async": the images are already here.
+            return Submitted(job_id=f"{SYNC_PREFIX}{uuid.uuid4().hex}", result=self._image_result(data, data))
+        return Submitted(job_id=self._job_id(data))
+
+    def _submit_sync_image(self, job: Job, credentials: Credentials) -> Submitted:
+        response = http.request("POST", f"{self.base_url(credentials)}/api/v1/images/generations",
+                                credentials=credentials, json_body=self._body(job), timeout=SYNC_TIMEOUT)
+        data = http.json_of(response)
+        return Submitted(job_id=f"{SYNC_PREFIX}{uuid.uuid4().hex}", result=self._image_result(data, data))
+
+    @staticmethod
+    def _job_id(data: dict) -> str:
+        job_id = data.get("id") or data.get("task_id")
+        if not job_id:
+            raise ProviderError(f"Shark AI accepted the request but sent no task id: {str(data)[:200]}")
+        return str(job_id)
+
+    # -- poll -----------------------------------------------------------------
+
+    def poll(self, job_id: str, credentials: Credentials, *, model: ModelSpec) -> Progress:
+        if job_id.startswith(SYNC_PREFIX):
+            raise ProviderError("This image was made synchronously: Shark AI has no task to look up again.")
+        path = "videos" if model.kind == "video" else "images/generations"
+        response = http.request("GET", f"{self.base_url(credentials)}/api/v1/{path}/{job_id}",
+                                credentials=credentials)
+        data = http.json_of(response)
+        if model.kind == "video":
+            return self._video_progress(data)
+        return self._image_progress(data)
+
+    def _video_progress(self, data: dict) -> Progress:
+        status = str(data.get("status") or "")
+        state = self.normalize(status, STATUSES)
+        progress = Progress(state, provider_status=status, percent=as_int(data.get("progress")),
+                            cost=as_int(data.get("credit")), raw=data)
+        if state == State.SUCCEEDED:
+            output = data.get("output")
+            urls = _urls(output.get("urls") if isinstance(output, dict) else output) or _urls(data.get("urls"))
+            if isinstance(output, dict) and not urls:
+                urls = _urls(output.get("url") or output.get("video_url"))
+            progress.outputs = [Output(url, "video") for url in urls]
+            if not urls:
+                progress.state = State.FAILED
+                progress.error = "Shark AI reported the video as completed but sent no video URL."
+        elif state == State.FAILED:
+            progress.error = _message(data.get("error")) or "Shark AI reported the video as failed without a reason."
+        return progress
+
+    def _image_progress(self, data: dict) -> Progress:
+        status = str(data.get("status") or "")
+        state = self.normalize(status, STATUSES)
+        if state == State.SUCCEEDED:
+            result = data.get("result") if isinstance(data.get("result"), dict) else data
+            progress = self._image_result(result, data)
+            progress.provider_status = status
+            return progress
+        progress = Progress(state, provider_status=status, percent=as_int(data.get("progress")), raw=data)
+        if state == State.FAILED:
+            progress.error = _message(data.get("error")) or "Shark AI reported the images as failed without a reason."
+        return progress
+
+    @staticmethod
+    def _image_result(result: Mapping[str, Any], raw: Any) -> Progress:
+        items = result.get("data")
+        urls = []
+        for item in items if isinstance(items, list) else []:
+            urls += _urls(item.get("url") if isinstance(item, dict) else item)
+        progress = Progress(State.SUCCEEDED, provider_status="completed", percent=100,
+                            outputs=[Output(url, "image") for url in urls],
+                            cost=as_int(result.get("credit"), as_int(raw.get("credit")) if isinstance(raw, dict) else None),
+                            raw=raw)
+        if not urls:
+            progress.state = State.FAILED
+            progress.error = "Shark AI reported the images as ready but sent no image URL."
+        return progress
+
+    # -- cancel -----------------------------------------------------------------
+
+    def cancel(self, job_id: str, credentials: Credentials, *, model: ModelSpec) -> CancelOutcome:
+        if job_id.startswith(SYNC_PREFIX):
+            return CancelOutcome(CancelResult.TOO_LATE, "These images were already made.")
+        path = "videos" if model.kind == "video" else "images/generations"
+        response = http.request("POST", f"{self.base_url(credentials)}/api/v1/{path}/{job_id}/cancel",
+                                credentials=credentials, ok=(409,))
+        if response.status_code == 409:
+            said = http.default_error_message(response, http.parse_json(response))
+            logger.info("Shark AI refused to cancel %s: %s", job_id, said)
+            return CancelOutcome(CancelResult.TOO_LATE, TOO_LATE)
+        data = http.parse_json(response)
+        status = str(data.get("status") or "cancelled") if isinstance(data, dict) else "cancelled"
+        if self.normalize(status, STATUSES) == State.CANCELLED:
+            return CancelOutcome(CancelResult.CANCELLED, "Cancelled.")
+        return CancelOutcome(CancelResult.TOO_LATE, TOO_LATE)
+
+
+def _urls(value: Any) -> list[str]:
+    """URLs from a string, a list of strings or a list of {"url"} objects; blanks dropped."""
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, list):
+        found = []
+        for item in value:
+            found += _urls(item.get("url") if isinstance(item, dict) else item)
+        return found
+    return []
+
+
+def _message(error: Any) -> str:
+    """The provider's words: videos send a plain string, images ``{message, type}``."""
+    if isinstance(error, str):
+        return error.strip()
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("type") or "").strip()
+    return ""
