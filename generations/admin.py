@@ -1,0 +1,154 @@
+"""Django admin for the generations app.
+
+Provider keys: the API key is write-only. The form has a "new API key" field
+(never rendered back); saving it encrypts through ``ProviderKey.set_api_key``.
+Only ``••••last4`` is ever displayed; the ciphertext is never shown.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from generations import gallery
+from generations.keys import provider_name, validate_api_key, validate_base_url
+from generations.models import Generation, Media, ProviderKey
+from generations.providers.registry import provider_choices
+
+
+class ProviderKeyAdminForm(forms.ModelForm):
+    provider = forms.ChoiceField(choices=provider_choices)
+    new_api_key = forms.CharField(
+        label="New API key", required=False, max_length=500, strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Write-only. Leave empty to keep the current key.")
+    base_url = forms.CharField(label="Base URL", required=False, max_length=200, validators=[validate_base_url],
+                               help_text="Leave empty for the provider's own API.")
+
+    class Meta:
+        model = ProviderKey
+        fields = ("team", "provider", "label", "new_api_key", "base_url", "models_override", "is_active", "last_error")
+
+    def clean_new_api_key(self):
+        raw = self.cleaned_data.get("new_api_key", "")
+        if not raw:
+            if not self.instance.pk:
+                raise forms.ValidationError("A new key needs its API key.")
+            return ""
+        return validate_api_key(raw)
+
+
+@admin.register(ProviderKey)
+class ProviderKeyAdmin(admin.ModelAdmin):
+    form = ProviderKeyAdminForm
+    list_display = ("label", "team", "provider_display", "masked_key", "is_active", "last_used", "created")
+    list_filter = ("provider", "is_active", "team")
+    list_select_related = ("team",)
+    search_fields = ("label", "team__name", "team__slug", "provider", "api_key_last4", "base_url")
+    readonly_fields = ("public_id", "masked_key", "created_by", "created", "last_used")
+    autocomplete_fields = ("team",)
+    actions = ("disable_keys", "enable_keys")
+    fieldsets = (
+        (None, {"fields": ("team", "provider", "label", "masked_key", "new_api_key")}),
+        ("Endpoint", {"fields": ("base_url", "models_override")}),
+        ("State", {"fields": ("is_active", "last_used", "last_error", "created_by", "created", "public_id")}),
+    )
+
+    @admin.display(description="API key")
+    def masked_key(self, obj):
+        return obj.masked if obj.api_key_last4 else "—"
+
+    @admin.display(description="Provider", ordering="provider")
+    def provider_display(self, obj):
+        return provider_name(obj.provider)
+
+    def save_model(self, request, obj, form, change):
+        if form.cleaned_data.get("new_api_key"):
+            obj.set_api_key(form.cleaned_data["new_api_key"])
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Disable the selected keys")
+    def disable_keys(self, request, queryset):
+        self.message_user(request, f"Disabled {queryset.update(is_active=False)} key(s).")
+
+    @admin.action(description="Enable the selected keys")
+    def enable_keys(self, request, queryset):
+        self.message_user(request, f"Enabled {queryset.update(is_active=True)} key(s).")
+
+
+# ---------------------------------------------------------------------------
+# Generations, media and share links (R4/R6/R8) are registered below this line.
+# ---------------------------------------------------------------------------
+
+
+# ---- Generations and their media (R6): read-mostly ----------------------------
+
+
+class MediaInline(admin.TabularInline):
+    model = Media
+    extra = 0
+    can_delete = False
+    fields = ("position", "open_link", "kind", "mime_type", "bytes", "width", "height", "duration", "sha256")
+    readonly_fields = fields
+    ordering = ("position",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="File")
+    def open_link(self, obj):
+        # Through the access-checked view: staff see it only if they are in the team.
+        return format_html('<a href="{}">{}</a>', reverse("generations:media", args=[obj.public_id]), obj.public_id)
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    """Jobs as the engine sees them. Nothing is edited here but ``archived``; a delete
+    removes the files too (``generations.gallery.delete_generation``); the ledger stays."""
+
+    list_display = ("public_id", "short_prompt", "team", "author", "provider", "model", "status", "needs_review",
+                    "progress", "estimated_cost", "actual_cost", "created")
+    list_filter = ("status", "provider", "kind", "needs_review", "archived", "team")
+    list_select_related = ("team", "author", "prompt")
+    search_fields = ("prompt__text", "=public_id", "=provider_job_id", "author__email", "model")
+    date_hierarchy = "created"
+    ordering = ("-created", "-public_id")
+    inlines = (MediaInline,)
+    show_full_result_count = False  # no COUNT(*) over a large table on every page
+    fieldsets = (
+        (None, {"fields": ("public_id", "team", "author", "prompt_text", "negative_prompt_text", "archived")}),
+        ("Job", {"fields": ("provider", "model", "kind", "operation", "params", "provider_key", "status",
+                            "provider_status", "provider_job_id", "progress", "error", "needs_review")}),
+        ("Timing", {"fields": ("created", "claimed_at", "submitted_at", "started_at", "finished_at", "deadline",
+                               "next_poll_at", "poll_count", "error_count")}),
+        ("Cost", {"fields": ("estimated_cost", "actual_cost")}),
+        ("Lineage", {"fields": ("parent", "parent_relation", "batch")}),
+        ("Provider payload", {"classes": ("collapse",), "fields": ("output_urls", "raw_payload")}),
+    )
+    readonly_fields = tuple(
+        f for fs in fieldsets for f in fs[1]["fields"] if f != "archived"
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="Prompt")
+    def short_prompt(self, obj):
+        return obj.prompt.text[:60]
+
+    @admin.display(description="Prompt")
+    def prompt_text(self, obj):
+        return obj.prompt.text
+
+    @admin.display(description="Negative prompt")
+    def negative_prompt_text(self, obj):
+        return obj.prompt.negative_prompt
+
+    def delete_model(self, request, obj):
+        gallery.delete_generation(obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            gallery.delete_generation(obj)

@@ -1,0 +1,394 @@
+"""The team gallery: the card queryset, filters from the query string, keyset pagination,
+and the gallery's own actions (favourite, archive, delete).
+
+Pages are keyed on ``(created, public_id)`` descending, so a page costs the same
+at the top of a 200,000-row gallery as at its end, rows created in the same
+microsecond are neither skipped nor repeated, and the cursor in the URL names no
+integer id. Every query here is scoped to the member's team.
+
+Full-text search: on PostgreSQL, a ``websearch`` query (quoted phrases, ``or``,
+``-word``) against an English ``tsvector`` of the prompt and negative prompt,
+served by a GIN expression index (migration ``gallery_indexes``); elsewhere
+(SQLite, the embedded default) every word must appear in either text
+(case-insensitive), ``-word`` excludes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlencode
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import Membership
+from generations.models import (
+    TERMINAL,
+    Favourite,
+    Generation,
+    InputMedia,
+    Kind,
+    Media,
+    Prompt,
+    Status,
+)
+
+PAGE_SIZE = 48
+MAX_QUERY_LENGTH = 200
+SEARCH_ID_LIMIT = 10_000  # see search_prompts
+ACTIVE = "active"  # status filter: every job that has not finished yet
+STATUS_FILTERS = [(ACTIVE, "In progress"), *Status.choices]
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# ---------------------------------------------------------------------------
+# Cards
+
+
+def media_prefetch() -> Prefetch:
+    return Prefetch("media", queryset=Media.objects.order_by("position"))
+
+
+def card_queryset(membership: Membership) -> QuerySet[Generation]:
+    """The member's team's generations, loaded the way a card needs them.
+
+    Whatever the page size: one query for the rows (prompt and author joined,
+    ``is_favourite`` for this member as an EXISTS) and one for their media."""
+    favourite = Favourite.objects.filter(user_id=membership.user_id, generation=OuterRef("pk"))
+    return (
+        Generation.objects.filter(team_id=membership.team_id)
+        .select_related("prompt", "author")
+        .prefetch_related(media_prefetch())
+        .annotate(is_favourite=Exists(favourite))
+        .defer("raw_payload")
+    )
+
+
+@dataclass
+class CardGroup:
+    """Consecutive cards of one compare batch sit side by side; others are alone."""
+
+    batch_id: int | None
+    cards: list[Generation]
+
+    @property
+    def is_batch(self) -> bool:
+        return self.batch_id is not None and len(self.cards) > 1
+
+
+def group_cards(generations: Sequence[Generation]) -> list[CardGroup]:
+    groups: list[CardGroup] = []
+    for g in generations:
+        if g.batch_id is not None and groups and groups[-1].batch_id == g.batch_id:
+            groups[-1].cards.append(g)
+        else:
+            groups.append(CardGroup(g.batch_id, [g]))
+    return groups
+
+
+def pending_ids(generations: Sequence[Generation]) -> list[str]:
+    return [str(g.public_id) for g in generations if g.status not in TERMINAL]
+
+
+# ---------------------------------------------------------------------------
+# Filters
+
+
+class InvalidFilters(ValueError):
+    """The query string asked for something we cannot show; ``errors`` by parameter."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+@dataclass(frozen=True)
+class GalleryFilters:
+    """What the gallery shows. Every field is a query-string parameter of the same name
+    (``date_from``/``date_to`` are ``from``/``to``), so a filtered view can be bookmarked."""
+
+    by: str = ""            # "" everyone, "me", or a membership's public id
+    kind: str = ""
+    provider: str = ""
+    model: str = ""
+    status: str = ""        # a Status value, or "active"
+    favourites: bool = False
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    q: str = ""
+    archived: bool = False  # the archive: archived generations only
+    errors: dict[str, str] = field(default_factory=dict, compare=False)
+
+    _PARAM_NAMES = {"date_from": "from", "date_to": "to", "favourites": "fav"}
+
+    def params(self) -> dict[str, str]:
+        """The non-default filters as query-string parameters."""
+        out = {}
+        for f in fields(self):
+            if f.name == "errors":
+                continue
+            value = getattr(self, f.name)
+            if value in ("", None, False):
+                continue
+            name = self._PARAM_NAMES.get(f.name, f.name)
+            out[name] = "1" if value is True else value.isoformat() if isinstance(value, dt.date) else str(value)
+        return out
+
+    def querystring(self, **extra: str) -> str:
+        return urlencode({**self.params(), **extra})
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(self.params())
+
+
+def _one(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _date(params, name: str, errors: dict[str, str]) -> dt.date | None:
+    raw = _one(params, name)
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        errors[name] = "Enter a date as YYYY-MM-DD."
+        return None
+
+
+def parse_filters(params: Mapping[str, str]) -> GalleryFilters:
+    """Read the filters from a query string; raises ``InvalidFilters`` with a message per
+    parameter that is not acceptable (nothing is silently dropped)."""
+    errors: dict[str, str] = {}
+    by = _one(params, "by")
+    if by in ("everyone", "all"):
+        by = ""
+    if by and by != "me":
+        try:
+            by = str(uuid.UUID(by))
+        except ValueError:
+            errors["by"] = "Choose “mine”, “everyone” or a member of the team."
+    kind = _one(params, "kind")
+    if kind and kind not in Kind.values:
+        errors["kind"] = "Choose image or video."
+    status = _one(params, "status")
+    if status and status != ACTIVE and status not in Status.values:
+        errors["status"] = "Unknown status."
+    provider, model = _one(params, "provider"), _one(params, "model")
+    for name, value in (("provider", provider), ("model", model)):
+        if len(value) > 100 or _CONTROL_CHARS.search(value):
+            errors[name] = "Unknown value."
+    q = _one(params, "q")
+    if len(q) > MAX_QUERY_LENGTH:
+        errors["q"] = f"Search for at most {MAX_QUERY_LENGTH} characters."
+    elif _CONTROL_CHARS.search(q):
+        errors["q"] = "Control characters are not allowed."
+    date_from, date_to = _date(params, "from", errors), _date(params, "to", errors)
+    if date_from and date_to and date_from > date_to:
+        errors["to"] = "The end date is before the start date."
+    flags = {}
+    for name in ("fav", "archived"):
+        raw = _one(params, name)
+        if raw not in ("", "0", "1", "on"):
+            errors[name] = "Use 1 or 0."
+        flags[name] = raw in ("1", "on")
+    if errors:
+        raise InvalidFilters(errors)
+    return GalleryFilters(by=by, kind=kind, provider=provider, model=model,
+                          status=status, favourites=flags["fav"], date_from=date_from, date_to=date_to,
+                          q=q, archived=flags["archived"])
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def search_prompts(qs: QuerySet[Generation], team_id: int, q: str) -> QuerySet[Generation]:
+    """Generations whose prompt or negative prompt matches ``q`` (see the module docstring)."""
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery
+
+        prompts = Prompt.objects.filter(team_id=team_id).annotate(search=prompt_search_vector()).filter(
+            search=SearchQuery(q, search_type="websearch", config="english")).values_list("pk", flat=True)
+        # One query on the GIN index first. Left to itself, PostgreSQL walks the gallery
+        # index and computes each prompt's tsvector until it has a page: fine for a
+        # common word, seconds for a rare one or none (measured on 200,000 rows). So:
+        # up to SEARCH_ID_LIMIT matches, filter by those ids; more, and the word is
+        # common enough that the walk finds a page quickly.
+        ids = list(prompts[: SEARCH_ID_LIMIT + 1])
+        if len(ids) <= SEARCH_ID_LIMIT:
+            return qs.filter(prompt_id__in=ids)
+        return qs.filter(prompt__in=prompts)
+    for word in q.replace('"', " ").split()[:12]:
+        negate = word.startswith("-") and len(word) > 1
+        word = word.removeprefix("-") if negate else word
+        match = Q(prompt__text__icontains=word) | Q(prompt__negative_prompt__icontains=word)
+        qs = qs.exclude(match) if negate else qs.filter(match)
+    return qs
+
+
+def prompt_search_vector():
+    """The expression the GIN index ``prompt_search`` is built on (PostgreSQL only)."""
+    from django.contrib.postgres.search import SearchVector
+
+    return SearchVector("text", "negative_prompt", config="english")
+
+
+def apply_filters(qs: QuerySet[Generation], filters: GalleryFilters, membership: Membership) -> QuerySet[Generation]:
+    qs = qs.filter(archived=filters.archived)
+    if filters.by == "me":
+        qs = qs.filter(author_id=membership.user_id)
+    elif filters.by:
+        # A member of this team (removed ones too: their work stays); anything else matches nothing.
+        qs = qs.filter(author_id__in=Membership.objects.filter(
+            team_id=membership.team_id, public_id=filters.by).values("user_id"))
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    if filters.provider:
+        qs = qs.filter(provider=filters.provider)
+    if filters.model:
+        qs = qs.filter(model=filters.model)
+    if filters.status == ACTIVE:
+        qs = qs.exclude(status__in=TERMINAL)
+    elif filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.favourites:
+        qs = qs.filter(is_favourite=True)
+    if filters.date_from:
+        qs = qs.filter(created__gte=_day_start(filters.date_from))
+    if filters.date_to:
+        qs = qs.filter(created__lt=_day_start(filters.date_to + dt.timedelta(days=1)))
+    if filters.q:
+        qs = search_prompts(qs, membership.team_id, filters.q)
+    return qs
+
+
+# ---------------------------------------------------------------------------
+# Keyset pagination on (created, public_id), newest first
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(generation: Generation) -> str:
+    raw = f"{generation.created.isoformat()}|{generation.public_id.hex}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, public_id = raw.split("|")
+        when = dt.datetime.fromisoformat(created)
+        if timezone.is_naive(when):
+            raise ValueError("naive")
+        return when, uuid.UUID(hex=public_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor("This page link is not valid; start again from the first page.") from None
+
+
+@dataclass
+class Page:
+    items: list[Generation]
+    next_cursor: str | None
+
+
+def paginate(qs: QuerySet[Generation], after: str | None = None, size: int = PAGE_SIZE) -> Page:
+    """One page of ``qs``, newest first, after the cursor ``after``.
+
+    ``created <= c`` is redundant with the tuple comparison but lets the database
+    start its index scan at the cursor instead of filtering everything before it."""
+    qs = qs.order_by("-created", "-public_id")
+    if after:
+        created, public_id = decode_cursor(after)
+        qs = qs.filter(Q(created__lt=created) | Q(created=created, public_id__lt=public_id),
+                       created__lte=created)
+    rows = list(qs[: size + 1])
+    items = rows[:size]
+    return Page(items, encode_cursor(items[-1]) if len(rows) > size else None)
+
+
+def gallery_page(membership: Membership, filters: GalleryFilters, after: str | None = None,
+                 size: int = PAGE_SIZE) -> Page:
+    """The gallery's page: (items, next_cursor). Raises InvalidCursor for a bad cursor."""
+    return paginate(apply_filters(card_queryset(membership), filters, membership), after, size)
+
+
+# ---------------------------------------------------------------------------
+# Actions (the views check who may do them)
+
+
+def toggle_favourite(membership: Membership, generation: Generation) -> bool:
+    """Favourite or unfavourite for this member; returns the new state."""
+    deleted, _ = Favourite.objects.filter(user_id=membership.user_id, generation=generation).delete()
+    if deleted:
+        return False
+    Favourite.objects.get_or_create(user_id=membership.user_id, generation=generation)
+    return True
+
+
+def set_archived(generation: Generation, archived: bool) -> None:
+    Generation.objects.filter(pk=generation.pk).update(archived=archived)
+    generation.archived = archived
+
+
+def delete_generation(generation: Generation) -> None:
+    """Delete a generation, its media rows and their files; the ledger stays.
+
+    Rows first, in one transaction; the files go once it commits, so a failure
+    never leaves rows pointing at files that are gone. Ledger entries keep the
+    generation's uuid in ``generation_ref`` (their foreign key becomes NULL).
+    The prompt goes too when nothing else was made from it."""
+    files = []
+    for media in Media.objects.filter(generation=generation):
+        files += [media.file, media.thumbnail]
+    for item in InputMedia.objects.filter(generation=generation):
+        files.append(item.file)
+    names = [(f.storage, f.name) for f in files if f and f.name]
+    prompt_id = generation.prompt_id
+    with transaction.atomic():
+        generation.delete()
+        Prompt.objects.filter(pk=prompt_id).exclude(
+            Exists(Generation.objects.filter(prompt_id=OuterRef("pk")))).delete()
+
+        def remove_files():
+            for storage, name in names:
+                storage.delete(name)
+
+        transaction.on_commit(remove_files)
+
+
+# ---------------------------------------------------------------------------
+# File names
+
+_EXTENSIONS = {
+    "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif",
+    "image/avif": "avif", "video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov",
+}
+
+
+def extension_for(mime_type: str, name: str = "") -> str:
+    return _EXTENSIONS.get(mime_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "bin")
+
+
+def download_filename(media: Media) -> str:
+    """``2026-11-21-a-serene-lake-at-sunset.mp4``: the date, the prompt's first words,
+    the position when a generation has several results."""
+    generation = media.generation
+    day = timezone.localtime(generation.created).date().isoformat()
+    words = slugify(" ".join(generation.prompt.text.split()[:8]))[:60].strip("-")
+    stem = "-".join(p for p in (day, words or slugify(generation.model.rsplit("/", 1)[-1]) or "kiln") if p)
+    if media.position:
+        stem += f"-{media.position + 1}"
+    return f"{stem}.{extension_for(media.mime_type, media.file.name)}"

@@ -1,0 +1,192 @@
+"""What a media file really is, and its thumbnail or poster frame.
+
+Nothing a provider or an uploader says about a file is trusted: the type comes
+from its first bytes (``sniff``), never from a Content-Type header or a file
+name, and only the types below are accepted. Images are opened with Pillow
+under a pixel limit (a small file that decodes to gigapixels is refused before
+decoding); videos are probed and their first frame decoded with PyAV.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+logger = logging.getLogger(__name__)
+
+MAX_SIDE = 8192                     # pixels, either side
+MAX_PIXELS = MAX_SIDE * MAX_SIDE    # Pillow's own guard, made explicit
+THUMBNAIL_SIDE = 512
+THUMBNAIL_QUALITY = 80
+
+# Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; we check the
+# header size ourselves first, so this is the second line of defence.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class MediaRejected(ValueError):
+    """The file is not media Kiln accepts; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    mime_type: str
+    kind: str        # "image" or "video"
+    ext: str
+
+
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/webm"}
+
+
+def sniff(head: bytes) -> Sniffed | None:
+    """The media type from a file's first bytes (at least 32 of them), or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return Sniffed("image/png", "image", "png")
+    if head.startswith(b"\xff\xd8\xff"):
+        return Sniffed("image/jpeg", "image", "jpg")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return Sniffed("image/webp", "image", "webp")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return Sniffed("image/gif", "image", "gif")
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand == b"qt  ":
+            return Sniffed("video/quicktime", "video", "mov")
+        # isom, iso2, mp41, mp42, avc1, dash, M4V ...: all MP4 family.
+        if brand[:1].isalnum():
+            return Sniffed("video/mp4", "video", "mp4")
+    if head.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in head[:64]:
+        return Sniffed("video/webm", "video", "webm")
+    return None
+
+
+def sniff_file(path: str | Path) -> Sniffed | None:
+    with open(path, "rb") as fh:
+        return sniff(fh.read(64))
+
+
+def describe_head(head: bytes) -> str:
+    """A short, safe description of what a refused file looks like, for messages."""
+    text = head[:16].lstrip().lower()
+    if not head:
+        return "an empty file"
+    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<svg", b"<")):
+        return "an HTML/XML document"
+    if text.startswith((b"{", b"[")):
+        return "a JSON document"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive"
+    if head.startswith(b"%PDF"):
+        return "a PDF document"
+    return "not an image or video Kiln accepts"
+
+
+@dataclass
+class Processed:
+    width: int | None
+    height: int | None
+    duration: float | None
+    thumbnail: bytes | None   # WebP
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """Width and height from the header, refusing absurd sizes before any decoding."""
+    try:
+        with warnings.catch_warnings():
+            # Opening reads the header only; check_dimensions below refuses the size itself.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:
+        raise MediaRejected(f"This image is too large (more than {MAX_SIDE}x{MAX_SIDE} pixels).") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaRejected(f"This image cannot be read ({type(exc).__name__}).") from None
+    check_dimensions(width, height)
+    return width, height
+
+
+def check_dimensions(width: int, height: int) -> None:
+    if width <= 0 or height <= 0:
+        raise MediaRejected("This image has no pixels.")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise MediaRejected(f"This image is {width}x{height} pixels; at most {MAX_SIDE}x{MAX_SIDE} is accepted.")
+
+
+def verify_image(path: str | Path) -> tuple[int, int]:
+    """Check an image decodes completely (a truncated or corrupt file is refused)."""
+    width, height = image_size(path)
+    try:
+        with Image.open(path) as img:
+            img.verify()
+        with Image.open(path) as img:  # verify() leaves the image unusable: reopen and decode
+            img.load()
+    except Image.DecompressionBombError:
+        raise MediaRejected(f"This image is too large (more than {MAX_SIDE}x{MAX_SIDE} pixels).") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaRejected(f"This image is damaged or incomplete ({type(exc).__name__}).") from None
+    return width, height
+
+
+def _webp_thumbnail(img: Image.Image) -> bytes:
+    img = ImageOps.exif_transpose(img)
+    if img.mode not in ("RGB", "RGBA"):
+        img = img.convert("RGBA" if "A" in img.getbands() or img.mode == "P" else "RGB")
+    img.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    out = io.BytesIO()
+    img.save(out, "WEBP", quality=THUMBNAIL_QUALITY, method=4)
+    return out.getvalue()
+
+
+def process_image(path: str | Path) -> Processed:
+    width, height = verify_image(path)
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))  # JPEG: decode at reduced size
+            thumb = _webp_thumbnail(img)
+    except (OSError, ValueError) as exc:
+        raise MediaRejected(f"This image cannot be read ({type(exc).__name__}).") from None
+    return Processed(width, height, None, thumb)
+
+
+def process_video(path: str | Path) -> Processed:
+    """Width, height, duration and a WebP poster of the first decodable frame."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaRejected("This file has no video stream.")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            duration = None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+            poster = None
+            for frame in container.decode(stream):
+                poster = _webp_thumbnail(frame.to_image())
+                width, height = width or frame.width, height or frame.height
+                break
+    except MediaRejected:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaRejected(f"This video cannot be read ({type(exc).__name__}).") from None
+    if poster is None:
+        raise MediaRejected("This video has no frame that can be decoded.")
+    if width and height and (width > MAX_SIDE or height > MAX_SIDE):
+        raise MediaRejected(f"This video is {width}x{height}; at most {MAX_SIDE}x{MAX_SIDE} is accepted.")
+    return Processed(width or None, height or None, round(duration, 3) if duration else None, poster)
+
+
+def process(path: str | Path, sniffed: Sniffed) -> Processed:
+    """Check and describe a file whose type ``sniff`` found; raises MediaRejected."""
+    if sniffed.kind == "image":
+        return process_image(path)
+    return process_video(path)

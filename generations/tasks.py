@@ -1,0 +1,44 @@
+"""Celery tasks: thin wake-ups that take primary keys and call ``generations.engine``.
+
+The engine records every outcome in the database (retry times, failures,
+reviews), so a task never needs Celery's own retry for provider errors. The
+only error retried here is the database going away (``OperationalError`` /
+``InterfaceError``): the row is untouched and trying again is safe. Anything
+else is a bug: it is logged and the row is picked up again by its lease or by
+``requeue_stuck``; no blanket retry.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from generations import engine
+
+DB_ERRORS = (OperationalError, InterfaceError)
+_retry = {"autoretry_for": DB_ERRORS, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
+
+
+@shared_task(name="generations.tasks.submit_generation", **_retry)
+def submit_generation(generation_id: int) -> str:
+    return engine.submit(generation_id)
+
+
+@shared_task(name="generations.tasks.poll_due", ignore_result=True, **_retry)
+def poll_due() -> int:
+    return engine.poll_due()
+
+
+@shared_task(name="generations.tasks.poll_generation", **_retry)
+def poll_generation(generation_id: int) -> str:
+    return engine.poll_one(generation_id)
+
+
+@shared_task(name="generations.tasks.download_generation", **_retry)
+def download_generation(generation_id: int) -> str:
+    return engine.download(generation_id)
+
+
+@shared_task(name="generations.tasks.requeue_stuck", **_retry)
+def requeue_stuck() -> dict[str, int]:
+    return engine.requeue_stuck()

@@ -1,0 +1,253 @@
+"""What a gallery card or the detail page shows about a generation, computed in one place.
+
+``{% card_info g membership as c %}`` needs no query: the provider and model come
+from the registry, the rest from the row (loaded by ``generations.gallery.card_queryset``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zlib
+from dataclasses import dataclass
+from functools import cache
+
+from django import template
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import CREDITS_PER_USD
+from generations import gallery
+from generations.access import can_manage_generation
+from generations.models import IN_FLIGHT, TERMINAL, Generation, Media, Status
+from generations.providers.registry import PROVIDER_NAMES, UnknownProvider, get_provider
+
+register = template.Library()
+
+RETRYABLE = frozenset({Status.FAILED, Status.EXPIRED, Status.CANCELLED})
+
+
+@cache
+def _provider(provider_id: str):
+    try:
+        return get_provider(provider_id)
+    except UnknownProvider:  # a provider Kiln no longer has: show its id
+        return None
+
+
+@cache
+def model_label(provider_id: str, model_id: str) -> str:
+    provider = _provider(provider_id)
+    spec = provider.get_model(model_id) if provider is not None else None
+    return spec.label if spec else model_id
+
+
+def provider_name(provider_id: str) -> str:
+    return PROVIDER_NAMES.get(provider_id, provider_id)
+
+
+_ZERO = str(uuid.UUID(int=0))
+_LINKS = frozenset({"detail", "card_status", "cancel", "favourite", "archive", "restore", "delete", "retry",
+                    "media", "thumbnail", "download"})
+
+
+@cache
+def _url_pattern(name: str) -> str:
+    return reverse(f"generations:{name}", args=[_ZERO])
+
+
+class Links:
+    """``links.detail`` etc.: our one-uuid URLs, reversed once per name and filled in,
+    so a page of 48 cards does not pay for hundreds of ``reverse()`` calls."""
+
+    def __init__(self, public_id):
+        self.public_id = str(public_id)
+
+    def __getitem__(self, name: str) -> str:
+        if name not in _LINKS:
+            raise KeyError(name)
+        return _url_pattern(name).replace(_ZERO, self.public_id)
+
+
+@cache
+def studio_url() -> str:
+    return reverse("generations:studio")
+
+
+@dataclass
+class CardInfo:
+    g: Generation
+    pending: bool
+    primary: Media | None
+    media: list[Media]
+    provider_name: str
+    model_label: str
+    can_manage: bool
+    can_cancel: bool          # this member may, and it is queued (ours to stop) or sent to a provider that can
+    cancel_help: str          # why there is no cancel button, once it is with a provider that cannot
+    can_retry: bool
+    since: dt.datetime        # what the elapsed time counts from (creation)
+    elapsed: str
+    state: str                # changes whenever what the card shows changes
+
+    @property
+    def cost(self) -> int:
+        return self.g.actual_cost if self.g.actual_cost is not None else self.g.estimated_cost
+
+    @property
+    def cost_is_estimate(self) -> bool:
+        return self.g.actual_cost is None
+
+    @property
+    def not_charged(self) -> bool:
+        """Failed or cancelled with its reservation released: the estimate was never spent."""
+        return (self.g.actual_cost is None and not self.g.needs_review
+                and self.g.status in (Status.FAILED, Status.CANCELLED))
+
+    @property
+    def url(self) -> Links:
+        return Links(self.g.public_id)
+
+    @property
+    def primary_url(self) -> Links | None:
+        return Links(self.primary.public_id) if self.primary else None
+
+    @property
+    def extra_media(self) -> list[tuple[Media, Links]]:
+        return [(m, Links(m.public_id)) for m in self.media[1:]]
+
+    @property
+    def studio(self) -> str:
+        return studio_url()
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def state_token(g: Generation) -> str:
+    """Changes whenever what a pending card shows changes (status, progress, the provider's
+    words); the page sends it back with each status poll so unchanged cards are not re-sent.
+    Media need no part in it: a generation is marked succeeded after its files are stored."""
+    return state_token_of(g.status, g.progress, g.provider_status, g.error)
+
+
+# The columns ``state_token_of`` takes, in order: the status poll reads only these.
+STATE_FIELDS = ("status", "progress", "provider_status", "error")
+
+
+def state_token_of(status: str, progress: int | None, provider_status: str, error: str) -> str:
+    """``state_token`` from the bare column values (no model instance needed)."""
+    checksum = zlib.crc32(f"{provider_status}|{error}".encode())
+    return f"{status}-{progress if progress is not None else ''}-{checksum:x}"
+
+
+def _media_of(g: Generation) -> list[Media]:
+    cache_ = getattr(g, "_prefetched_objects_cache", {})
+    if "media" in cache_:
+        return list(cache_["media"])
+    return list(g.media.order_by("position"))
+
+
+@register.simple_tag
+def card_info(g: Generation, membership) -> CardInfo:
+    media = _media_of(g)
+    pending = g.status not in TERMINAL
+    provider = _provider(g.provider)
+    supports_cancel = bool(provider and provider.supports_cancel)
+    may_manage = bool(membership) and can_manage_generation(membership, g)
+    end = g.finished_at if g.finished_at else timezone.now()
+    return CardInfo(
+        g=g, pending=pending, primary=media[0] if media else None, media=media,
+        provider_name=provider_name(g.provider), model_label=model_label(g.provider, g.model),
+        can_manage=may_manage,
+        can_cancel=may_manage and (g.status == Status.QUEUED or (g.status == Status.SUBMITTED and supports_cancel)),
+        cancel_help=(provider.cancel_help if provider and not supports_cancel and g.status in IN_FLIGHT else ""),
+        can_retry=g.status in RETRYABLE,
+        since=g.created, elapsed=duration_text((end - g.created).total_seconds()),
+        state=state_token(g),
+    )
+
+
+@register.filter
+def links(public_id) -> Links:
+    """``{% with u=g.public_id|links %}{{ u.detail }}``: fast URLs outside a card's ``card_info``."""
+    return Links(public_id)
+
+
+@register.filter
+def card_groups(generations):
+    return gallery.group_cards(list(generations))
+
+
+@register.filter
+def credits(value) -> str:
+    if value is None:
+        return "—"
+    return f"{int(value):,} cr"
+
+
+@register.filter
+def usd(value) -> str:
+    if value is None:
+        return ""
+    amount = int(value) / CREDITS_PER_USD
+    return f"≈ ${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"≈ ${amount:,.4f}"
+
+
+@register.filter
+def ago(when: dt.datetime | None) -> str:
+    """A short relative time for cards: "just now", "5m ago", "3h ago", "2d ago", else the date."""
+    if not when:
+        return ""
+    seconds = (timezone.now() - when).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h ago"
+    if seconds < 7 * 86400:
+        return f"{int(seconds // 86400)}d ago"
+    local = timezone.localtime(when)
+    return local.strftime("%-d %b %Y") if local.year != timezone.localtime().year else local.strftime("%-d %b")
+
+
+@register.filter
+def duration(seconds) -> str:
+    return duration_text(seconds)
+
+
+@register.simple_tag
+def span(start, end) -> str:
+    """The time between two datetimes, for the timings table ("" when either is missing)."""
+    if not start or not end:
+        return ""
+    return duration_text((end - start).total_seconds())
+
+
+@register.filter
+def param_value(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+@register.filter
+def prompt_label(g) -> str:
+    """What a card calls its generation: the prompt, or for a prompt template its id."""
+    if g.prompt.text:
+        return g.prompt.text
+    template_id = (g.params or {}).get("template_id")
+    return f"Prompt template “{template_id}”" if template_id else "(no prompt)"

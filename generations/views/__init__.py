@@ -1,0 +1,1 @@
+"""Views, one module per area: studio, gallery (and media), share links, webhooks."""

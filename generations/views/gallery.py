@@ -1,0 +1,324 @@
+"""The gallery, the detail page, live status, the actions on a result, and media.
+
+Every view is scoped to the member's current team: an outsider asking for a
+generation or a file of another team gets the same 404 as for one that does
+not exist. Media goes out only through ``generations.serving.serve_file``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.models import Membership
+from accounts.teams import require_membership
+from generations import gallery as gallery_queries
+from generations import services
+from generations.access import can_manage_generation, get_media_for_member
+from generations.gallery import STATUS_FILTERS, InvalidCursor, InvalidFilters, card_queryset
+from generations.models import TERMINAL, Generation, InputMedia, Kind, Status
+from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, get_provider
+from generations.serving import serve_file
+from generations.templatetags.gallery_tags import STATE_FIELDS, state_token_of
+
+STOP_POLLING = 286  # htmx: stop polling, this answer is final
+MAX_STATUS_IDS = 100
+
+_THUMBNAIL_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}
+
+
+def _get_generation(membership: Membership, public_id) -> Generation:
+    return get_object_or_404(card_queryset(membership), public_id=public_id)
+
+
+def _may_manage(membership: Membership, generation: Generation) -> None:
+    if not can_manage_generation(membership, generation):
+        raise PermissionDenied("Only its author or a team admin can do this.")
+
+
+def _back(request: HttpRequest, generation: Generation | None = None) -> HttpResponse:
+    """Where a no-JS form goes after an action: ``next`` when it is ours, else the detail page."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return redirect(target)
+    if generation is not None:
+        return redirect("generations:detail", public_id=generation.public_id)
+    return redirect("generations:gallery")
+
+
+def _catalog_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Models for the filter form, grouped by provider: from the registry, no query."""
+    return [(PROVIDER_NAMES[provider_id], [(m.id, m.label) for m in get_provider(provider_id).models()])
+            for provider_id in PROVIDERS]
+
+
+# ---------------------------------------------------------------------------
+# Pages
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def gallery(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request)
+    status, errors = 200, {}
+    page = gallery_queries.Page([], None)
+    try:
+        filters = gallery_queries.parse_filters(request.GET)
+        page = gallery_queries.gallery_page(membership, filters, request.GET.get("after") or None)
+    except InvalidFilters as exc:
+        filters, errors, status = gallery_queries.GalleryFilters(), exc.errors, 400
+    except InvalidCursor as exc:
+        errors, status = {"after": str(exc)}, 400
+    base = reverse("generations:gallery")
+    next_url = f"{base}?{filters.querystring(after=page.next_cursor)}" if page.next_cursor else ""
+    context = {"generations": page.items, "next_url": next_url, "filters": filters, "errors": errors}
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "gallery/gallery.html#page", context, status=status)
+    members = (Membership.objects.filter(team_id=membership.team_id).select_related("user")
+               .only("public_id", "removed_at", "user__email", "user__name").order_by("user__email"))
+    context |= {
+        "nav_section": "gallery",
+        "raw": {k: request.GET.get(k, "") for k in ("by", "kind", "provider", "model", "status", "from", "to", "q")},
+        "members": members, "kinds": Kind.choices, "statuses": STATUS_FILTERS,
+        "providers": list(PROVIDER_NAMES.items()), "model_groups": _catalog_choices(),
+        "first_page_url": f"{base}?{filters.querystring()}" if request.GET.get("after") else "",
+    }
+    return render(request, "gallery/gallery.html", context, status=status)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    membership = require_membership(request)
+    g = _get_generation(membership, public_id)
+    cards = card_queryset(membership)
+    inputs = list(InputMedia.objects.filter(generation=g).select_related("source_media__generation__prompt"))
+    context = {
+        "g": g,
+        "inputs": inputs,
+        "parent": cards.filter(pk=g.parent_id).first() if g.parent_id else None,
+        "children": list(cards.filter(parent=g).order_by("created")),
+        "used_by": list(cards.filter(inputs__source_media__generation=g).exclude(parent=g).distinct().order_by("created")),
+        "siblings": list(cards.filter(batch_id=g.batch_id).exclude(pk=g.pk).order_by("created")) if g.batch_id else [],
+        "nav_section": "gallery",
+    }
+    return render(request, "gallery/detail.html", context)
+
+
+# ---------------------------------------------------------------------------
+# Live status
+
+
+@login_required
+@require_GET
+def card_status(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    """One generation's fragment: the card, or with ``?panel=detail`` the detail page's
+    live panel. 286 (htmx: stop) once it is final."""
+    membership = require_membership(request)
+    g = _get_generation(membership, public_id)
+    template = "gallery/detail.html#live" if request.GET.get("panel") == "detail" else "gallery/gallery.html#card"
+    response = render(request, template, {"g": g})
+    if g.status in TERMINAL:
+        response.status_code = STOP_POLLING
+    return response
+
+
+@login_required
+@require_GET
+def status_batch(request: HttpRequest) -> HttpResponse:
+    """Every pending card of a page in one request.
+
+    ``?ids=<uuid>[:<state>],…`` (at most 100): the cards the page shows as pending, with
+    the state token each shows. The answer swaps out of band the cards whose state
+    changed, removes those that are gone, and is 286 when none is pending any more."""
+    membership = require_membership(request)
+    wanted: dict[uuid.UUID, str] = {}
+    raw = request.GET.get("ids", "")
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        public_id, _, state = item.partition(":")
+        try:
+            wanted[uuid.UUID(public_id)] = state
+        except ValueError:
+            return HttpResponseBadRequest("ids must be generation ids separated by commas.")
+    if len(wanted) > MAX_STATUS_IDS:
+        return HttpResponseBadRequest(f"Ask for at most {MAX_STATUS_IDS} generations at once.")
+    # First only the columns of the state token (no prompt, author, media or card info);
+    # full cards only for those that changed. Nothing changed (the usual poll): 4 queries.
+    states = (Generation.objects.filter(team_id=membership.team_id, public_id__in=list(wanted))
+              .order_by().values_list("public_id", *STATE_FIELDS)) if wanted else []
+    found: dict[uuid.UUID, str] = {}
+    changed_ids = []
+    for public_id, *state in states:
+        found[public_id] = state[0]
+        if state_token_of(*state) != wanted[public_id]:
+            changed_ids.append(public_id)
+    changed = list(card_queryset(membership).filter(public_id__in=changed_ids)) if changed_ids else []
+    gone = set(wanted) - set(found)
+    if changed or gone:
+        response = render(request, "gallery/gallery.html#status_oob", {"generations": changed, "gone": gone})
+    else:
+        response = HttpResponse("")  # the usual answer: nothing to swap
+    if not any(status not in TERMINAL for status in found.values()):
+        response.status_code = STOP_POLLING
+    return response
+
+
+# ---------------------------------------------------------------------------
+# Actions
+
+
+def _card_or_back(request, membership, g: Generation, notice: str = "") -> HttpResponse:
+    if request.htmx:
+        g = _get_generation(membership, g.public_id)
+        return render(request, "gallery/gallery.html#card", {"g": g, "notice": notice})
+    if notice:
+        messages.info(request, notice)
+    return _back(request, g)
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    membership = require_membership(request)
+    g = _get_generation(membership, public_id)
+    _may_manage(membership, g)
+    notice = services.cancel_generation(g, actor=request.user)
+    return _card_or_back(request, membership, g, notice)
+
+
+@login_required
+@require_POST
+def favourite(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    membership = require_membership(request)
+    g = _get_generation(membership, public_id)
+    g.is_favourite = gallery_queries.toggle_favourite(membership, g)
+    if request.htmx:
+        return render(request, "gallery/gallery.html#favourite", {"g": g})
+    return _back(request, g)
+
+
+def _set_archived(request: HttpRequest, public_id: uuid.UUID, archived: bool) -> HttpResponse:
+    membership = require_membership(request)
+    g = _get_generation(membership, public_id)
+    _may_manage(membership, g)
+    gallery_queries.set_archived(g, archived)
+    notice = "Archived: hidden from the gallery, kept in the archive." if archived else "Restored to the gallery."
+    if request.htmx and request.POST.get("then") == "card":  # "Undo" in the gallery: the card comes back
+        return render(request, "gallery/gallery.html#card", {"g": g})
+    if request.htmx:
+        return render(request, "gallery/gallery.html#tombstone", {"g": g, "notice": notice})
+    messages.success(request, notice)
+    return _back(request, g)
+
+
+@login_required
+@require_POST
+def archive(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    return _set_archived(request, public_id, True)
+
+
+@login_required
+@require_POST
+def restore(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    return _set_archived(request, public_id, False)
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    membership = require_membership(request)
+    g = _get_generation(membership, public_id)
+    _may_manage(membership, g)
+    gallery_queries.delete_generation(g)
+    if request.htmx:
+        return render(request, "gallery/gallery.html#tombstone", {"g": g, "notice": "Deleted.", "deleted": True})
+    messages.success(request, "Deleted, with its files.")
+    return redirect("generations:gallery")
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    membership = require_membership(request)
+    g = _get_generation(membership, public_id)
+    if g.status not in (Status.FAILED, Status.EXPIRED, Status.CANCELLED):
+        messages.error(request, "Only a failed, expired or cancelled generation can be retried.")
+        return redirect("generations:detail", public_id=g.public_id)
+    try:
+        new = services.retry_generation(g, membership=membership)
+    except services.GenerationRejected as exc:
+        messages.error(request, f"Could not retry: {exc.summary()}")
+        return redirect("generations:detail", public_id=g.public_id)
+    messages.success(request, "Retrying: a new generation, linked to this one.")
+    return redirect("generations:detail", public_id=new.public_id)
+
+
+# ---------------------------------------------------------------------------
+# Media: only through these access-checked views
+
+
+def _media(request: HttpRequest, media_public_id: uuid.UUID):
+    # Anonymous visitors have no membership: 404, like an outsider (no login redirect).
+    return get_media_for_member(require_membership(request), media_public_id)
+
+
+@require_GET
+def media(request: HttpRequest, media_public_id: uuid.UUID) -> HttpResponse:
+    item = _media(request, media_public_id)
+    return serve_file(request, item.file, item.mime_type)
+
+
+@require_GET
+def thumbnail(request: HttpRequest, media_public_id: uuid.UUID) -> HttpResponse:
+    item = _media(request, media_public_id)
+    if item.thumbnail:
+        ext = item.thumbnail.name.rsplit(".", 1)[-1].lower()
+        return serve_file(request, item.thumbnail, _THUMBNAIL_TYPES.get(ext, "application/octet-stream"))
+    if item.kind == Kind.IMAGE:
+        return serve_file(request, item.file, item.mime_type)
+    raise Http404("No poster frame for this video.")
+
+
+@require_GET
+def download(request: HttpRequest, media_public_id: uuid.UUID) -> HttpResponse:
+    item = _media(request, media_public_id)
+    item.generation.prompt  # noqa: B018 (one query, for the file name)
+    return serve_file(request, item.file, item.mime_type, download_name=gallery_queries.download_filename(item))
+
+
+@require_GET
+def input_media(request: HttpRequest, public_id: uuid.UUID, role: str, position: int) -> HttpResponse:
+    """A file a generation was made from (an upload or a copy of gallery media)."""
+    membership = require_membership(request)
+    item = get_object_or_404(InputMedia, generation__public_id=public_id, generation__team_id=membership.team_id,
+                             role=role, position=position)
+    return serve_file(request, item.file, item.mime_type)
+
+
+urlpatterns = [
+    path("gallery/", gallery, name="gallery"),
+    path("gallery/status/", status_batch, name="status_batch"),
+    path("g/<uuid:public_id>/", detail, name="detail"),
+    path("g/<uuid:public_id>/status/", card_status, name="card_status"),
+    path("g/<uuid:public_id>/cancel/", cancel, name="cancel"),
+    path("g/<uuid:public_id>/favourite/", favourite, name="favourite"),
+    path("g/<uuid:public_id>/archive/", archive, name="archive"),
+    path("g/<uuid:public_id>/restore/", restore, name="restore"),
+    path("g/<uuid:public_id>/delete/", delete, name="delete"),
+    path("g/<uuid:public_id>/retry/", retry, name="retry"),
+    path("g/<uuid:public_id>/inputs/<slug:role>/<int:position>/", input_media, name="input_media"),
+    path("m/<uuid:media_public_id>/", media, name="media"),
+    path("m/<uuid:media_public_id>/thumb/", thumbnail, name="thumbnail"),
+    path("m/<uuid:media_public_id>/download/", download, name="download"),
+]
