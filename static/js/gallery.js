@@ -1,0 +1,180 @@
+// Kiln gallery: live status ids, elapsed times, the lightbox, card menus.
+// Loaded with `defer`; no inline scripts (CSP). The 2-second `kiln:tick` on
+// <body> comes from kiln.js and only fires while the tab is visible.
+(function () {
+  "use strict";
+  // base.html loads this file on every page; a page that adds it again gets it once.
+  if (window.kilnGallery) return;
+  window.kilnGallery = true;
+
+  var MAX_IDS = 100;
+
+  // --- Live status: one request per tick for every pending card ------------
+  // The grid (data-status-poll) has hx-get=status_batch and
+  // hx-trigger="kiln:tick from:body". Here we add the ids (and the state each
+  // card shows) of the pending cards inside it, new studio cards included, and
+  // send nothing at all when none is pending.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-status-poll")) return;
+    var ids = [];
+    var cards = elt.querySelectorAll("[data-card][data-pending]");
+    for (var i = 0; i < cards.length && ids.length < MAX_IDS; i++) {
+      ids.push(cards[i].getAttribute("data-card") + ":" + cards[i].getAttribute("data-pending"));
+    }
+    if (!ids.length) {
+      event.preventDefault();
+      return;
+    }
+    event.detail.parameters.ids = ids.join(",");
+  });
+
+  // --- Elapsed times tick along between server updates ---------------------
+  function durationText(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    if (seconds < 60) return seconds + "s";
+    var minutes = Math.floor(seconds / 60);
+    seconds = seconds % 60;
+    if (minutes < 60) return minutes + "m " + (seconds < 10 ? "0" : "") + seconds + "s";
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    return hours + "h " + (minutes < 10 ? "0" : "") + minutes + "m";
+  }
+  document.addEventListener("kiln:tick", function () {
+    var now = Date.now();
+    document.querySelectorAll("time[data-elapsed]").forEach(function (el) {
+      var since = Date.parse(el.getAttribute("datetime"));
+      if (!isNaN(since)) el.textContent = durationText((now - since) / 1000);
+    });
+  });
+
+  // --- Card menus: one open at a time, closed by a click elsewhere or Esc ---
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.card-menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.removeAttribute("open");
+    });
+  });
+
+  // --- Lightbox: images and an inline player; ← → between results, Esc ---
+  var box = null;
+  var index = -1;
+  var opener = null;
+
+  function items() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-lightbox]"));
+  }
+
+  function el(tag, className, attrs) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    Object.keys(attrs || {}).forEach(function (key) { node.setAttribute(key, attrs[key]); });
+    return node;
+  }
+
+  function build() {
+    box = el("div", "lightbox", { role: "dialog", "aria-modal": "true", "aria-label": "Viewer", tabindex: "-1" });
+    var close = el("button", "lb-close", { type: "button", "aria-label": "Close (Esc)", title: "Close (Esc)" });
+    close.textContent = "×";
+    var prev = el("button", "lb-nav lb-prev", { type: "button", "aria-label": "Previous (←)", title: "Previous (←)" });
+    prev.textContent = "‹";
+    var next = el("button", "lb-nav lb-next", { type: "button", "aria-label": "Next (→)", title: "Next (→)" });
+    next.textContent = "›";
+    var figure = el("figure", "lb-figure");
+    var stage = el("div", "lb-stage");
+    var caption = el("figcaption", "lb-caption");
+    var text = el("span", "lb-text");
+    var count = el("span", "lb-count");
+    var open = el("a", "lb-link", {});
+    open.textContent = "Details";
+    var download = el("a", "lb-link", {});
+    download.textContent = "Download";
+    caption.append(text, count, open, download);
+    figure.append(stage, caption);
+    box.append(close, prev, figure, next);
+    close.addEventListener("click", hide);
+    prev.addEventListener("click", function () { go(-1); });
+    next.addEventListener("click", function () { go(1); });
+    box.addEventListener("click", function (event) {
+      if (event.target === box || event.target === figure || event.target === stage) hide();
+    });
+    document.body.appendChild(box);
+  }
+
+  function show(i) {
+    var list = items();
+    if (!list.length) return;
+    index = (i + list.length) % list.length;
+    var item = list[index];
+    if (!box) build();
+    var stage = box.querySelector(".lb-stage");
+    stopMedia();
+    stage.textContent = "";
+    var media;
+    if (item.getAttribute("data-kind") === "video") {
+      media = el("video", "lb-media", { controls: "", autoplay: "", playsinline: "", preload: "metadata" });
+      if (item.getAttribute("data-poster")) media.setAttribute("poster", item.getAttribute("data-poster"));
+    } else {
+      media = el("img", "lb-media", { alt: item.getAttribute("data-caption") || "" });
+    }
+    media.setAttribute("src", item.getAttribute("data-src"));
+    stage.appendChild(media);
+    box.querySelector(".lb-text").textContent = item.getAttribute("data-caption") || "";
+    box.querySelector(".lb-count").textContent = (index + 1) + " / " + list.length;
+    var links = box.querySelectorAll(".lb-link");
+    setLink(links[0], item.getAttribute("data-detail"));
+    setLink(links[1], item.getAttribute("data-download"));
+    box.querySelector(".lb-prev").hidden = list.length < 2;
+    box.querySelector(".lb-next").hidden = list.length < 2;
+    box.hidden = false;
+    document.documentElement.classList.add("lightbox-open");
+    if (!box.contains(document.activeElement)) box.querySelector(".lb-close").focus();
+  }
+
+  function setLink(link, href) {
+    if (href) { link.setAttribute("href", href); link.hidden = false; } else { link.hidden = true; }
+  }
+
+  function stopMedia() {
+    if (!box) return;
+    box.querySelectorAll("video").forEach(function (video) { video.pause(); });
+  }
+
+  function go(step) { show(index + step); }
+
+  function hide() {
+    if (!box || box.hidden) return;
+    stopMedia();
+    box.querySelector(".lb-stage").textContent = "";
+    box.hidden = true;
+    document.documentElement.classList.remove("lightbox-open");
+    if (opener && document.contains(opener)) opener.focus();
+    opener = null;
+  }
+
+  document.addEventListener("click", function (event) {
+    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    var link = event.target.closest && event.target.closest("[data-lightbox]");
+    if (!link) return;
+    event.preventDefault();
+    opener = link;
+    show(items().indexOf(link));
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      document.querySelectorAll("details.card-menu[open]").forEach(function (menu) { menu.removeAttribute("open"); });
+    }
+    if (!box || box.hidden) return;
+    if (event.key === "Escape") { event.preventDefault(); hide(); }
+    else if (event.key === "ArrowRight") { event.preventDefault(); go(1); }
+    else if (event.key === "ArrowLeft") { event.preventDefault(); go(-1); }
+    else if (event.key === "Tab") {
+      // Keep focus inside the dialog.
+      var focusables = Array.prototype.filter.call(box.querySelectorAll("button, a[href], video"), function (n) { return !n.hidden; });
+      if (!focusables.length) return;
+      var first = focusables[0], last = focusables[focusables.length - 1];
+      if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+      else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
+    }
+  });
+})();

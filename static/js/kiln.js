@@ -1,0 +1,56 @@
+// Kiln: the small shared behaviours htmx does not cover. Loaded with `defer`;
+// no inline scripts anywhere (CSP). Other rooms add their own files.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  // <select data-autosubmit>: submit its form on change (the plain submit button
+  // next to it has class "js-hide" and stays as the no-JS fallback).
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches("[data-autosubmit]") && el.form) {
+      el.form.requestSubmit();
+    }
+  });
+
+  // <button data-confirm="Question?">: ask before submitting.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  });
+
+  // <button data-copy="#selector">: copy that input's value (or element's text).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) return;
+    var target = document.querySelector(button.getAttribute("data-copy"));
+    if (!target) return;
+    var text = "value" in target ? target.value : target.textContent;
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      window.setTimeout(function () { button.textContent = label; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+    } else if (target.select) {
+      target.select();
+      document.execCommand("copy");
+      done();
+    }
+  });
+
+  // kiln:tick: one heartbeat every 2 s on <body>, only while the tab is visible.
+  // Live status polling listens to it (hx-trigger="kiln:tick from:body"), so a
+  // hidden tab costs the server nothing; coming back fires one tick at once.
+  var TICK_MS = 2000;
+  function tick() {
+    if (document.visibilityState === "visible" && document.body) {
+      document.body.dispatchEvent(new CustomEvent("kiln:tick", { bubbles: true }));
+    }
+  }
+  window.setInterval(tick, TICK_MS);
+  document.addEventListener("visibilitychange", tick);
+})();
