@@ -1,0 +1,124 @@
+"""`make run`'s supervisor: prefixed output, Ctrl-C stops everything, one death stops all."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from accounts.supervisor import Child, Supervisor
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by someone else) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_child_that_dies_stops_the_others_and_the_supervisor_fails():
+    out = io.StringIO()
+    supervisor = Supervisor([
+        Child("steady", [PY, "-c", "import time; print('up', flush=True); time.sleep(60)"]),
+        Child("flaky", [PY, "-c", "import sys, time; print('starting', flush=True); time.sleep(0.5); sys.exit(3)"]),
+    ], out=out, grace=5)
+    started = time.monotonic()
+    assert supervisor.run() == 1
+    assert time.monotonic() - started < 10
+    text = out.getvalue()
+    assert "steady | up" in text
+    assert "flaky  | starting" in text
+    assert "flaky exited with status 3; stopping the others." in text
+    assert all(c.process.poll() is not None for c in supervisor.children)
+
+
+def test_a_child_that_ignores_interrupts_is_terminated_in_the_end():
+    stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    supervisor = Supervisor([Child("stubborn", [PY, "-c", stubborn]),
+                             Child("quitter", [PY, "-c", "import time; time.sleep(1)"])], out=io.StringIO(), grace=1)
+    assert supervisor.run() == 1
+    assert supervisor.children[0].process.returncode == -signal.SIGTERM
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from accounts.supervisor import Child, Supervisor
+    children = [Child(f"c{i}", [sys.executable, "-c",
+        "import time; print('pid-here', flush=True); time.sleep(60)"]) for i in range(2)]
+    sys.exit(Supervisor(children, grace=5).run())
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_every_child_and_exits_0(sig):
+    proc = subprocess.Popen([PY, "-c", SCRIPT], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pids = []
+    for line in proc.stdout:
+        if "started c" in line:
+            pids.append(int(line.split("(pid ")[1].split(")")[0]))
+        if line.count("pid-here") and len(pids) == 2:
+            break
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    rest = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, rest
+    assert f"{signal.Signals(sig).name} received; stopping." in rest
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_runkiln_serves_kiln_and_stops_cleanly_on_ctrl_c(tmp_path):
+    """The real thing: sandbox, gunicorn, a Celery worker with beat and a download worker, on free ports."""
+    import socket
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    port, sandbox_port = free_port(), free_port()
+    env = {**os.environ, "KILN_VAR_DIR": str(tmp_path), "PORT": str(port),
+           "KILN_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}", "KILN_MANIFEST_STATIC": "0"}
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"):
+        env.pop(name, None)
+    manage = [PY, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True, capture_output=True)
+    proc = subprocess.Popen([*manage, "runkiln"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 90
+        for line in proc.stdout:
+            seen.append(line)
+            if "Kiln is running: open" in line or time.monotonic() > deadline:
+                break
+        assert f"open http://127.0.0.1:{port}/" in "".join(seen), "".join(seen)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
+            assert response.status == 200
+            assert b"Sign in to Kiln" in response.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{sandbox_port}/_control/jobs", timeout=10) as response:
+            assert response.status == 200
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = "".join(seen) + rest
+    assert proc.returncode == 0, text[-3000:]
+    for name in ("sandbox", "web", "worker", "downloads"):
+        assert f"{name} stopped (status 0)." in text
+    pids = [int(line.split("(pid ")[1].split(")")[0]) for line in text.splitlines() if "| started " in line]
+    assert len(pids) == 4 and not any(_alive(pid) for pid in pids)

@@ -1,0 +1,99 @@
+"""The Django admin: a read-only ledger, wallets with a grant action, and the review list."""
+
+import pytest
+from django.test import Client
+
+from accounts.credits import capture
+from accounts.models import LedgerEntry, LedgerKind, User, Wallet
+from generations.models import Status
+from tests.credits.conftest import make_generation, wallet_of
+
+
+@pytest.fixture
+def admin_client(db):
+    superuser = User.objects.create_superuser("root@kiln.test", "pw-for-the-admin-42")
+    client = Client()
+    client.force_login(superuser)
+    client.superuser = superuser
+    return client
+
+
+def test_the_ledger_is_listed_and_searchable_by_email_and_generation(team, teammate, owner, admin_client):
+    g = make_generation(team, teammate, estimate=2_000)
+    capture(g, 2_000)
+    page = admin_client.get("/admin/accounts/ledgerentry/?q=mate@acme.test").content.decode()
+    assert "mate@acme.test" in page and "owner@acme.test" not in page
+    page = admin_client.get(f"/admin/accounts/ledgerentry/?q={g.public_id}").content.decode()
+    assert "2 ledger entries" in page
+    assert admin_client.get("/admin/accounts/ledgerentry/?kind__exact=capture").status_code == 200
+
+
+def test_the_ledger_cannot_be_added_changed_or_deleted(team, teammate, admin_client):
+    entry = LedgerEntry.objects.get(wallet=wallet_of(teammate, team))
+    assert admin_client.get("/admin/accounts/ledgerentry/add/").status_code == 403
+    response = admin_client.post(f"/admin/accounts/ledgerentry/{entry.pk}/change/", {"available_delta": "999"})
+    assert response.status_code == 403
+    assert admin_client.post(f"/admin/accounts/ledgerentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    entry.refresh_from_db()
+    assert entry.available_delta == 1_000_000
+
+
+def test_the_grant_action_asks_for_amount_and_reason_then_writes_the_ledger(team, owner, teammate, admin_client):
+    wallets = [wallet_of(owner, team).pk, wallet_of(teammate, team).pk]
+    ask = admin_client.post("/admin/accounts/wallet/", {"action": "grant_credits", "_selected_action": wallets})
+    assert ask.status_code == 200 and "Grant or deduct credits" in ask.content.decode()
+    assert LedgerEntry.objects.count() == 2  # nothing yet
+
+    refused = admin_client.post("/admin/accounts/wallet/", {"action": "grant_credits", "_selected_action": wallets,
+                                                            "apply": "Apply", "amount": "0", "reason": ""})
+    assert "Enter a non-zero number of credits." in refused.content.decode()
+
+    done = admin_client.post("/admin/accounts/wallet/", {"action": "grant_credits", "_selected_action": wallets,
+                                                         "apply": "Apply", "amount": "3000", "reason": "Launch week"},
+                             follow=True)
+    assert "Granted 3,000 credits on 2 wallet(s)." in done.content.decode()
+    assert Wallet.objects.get(pk=wallets[1]).available == 1_003_000
+    entry = LedgerEntry.objects.filter(wallet_id=wallets[1]).first()
+    assert (entry.kind, entry.reason, entry.actor) == (LedgerKind.GRANT, "Launch week", admin_client.superuser)
+
+
+def test_wallet_balances_cannot_be_edited_in_the_admin(team, teammate, admin_client):
+    wallet = wallet_of(teammate, team)
+    admin_client.post(f"/admin/accounts/wallet/{wallet.pk}/change/", {"available": "5"})
+    wallet.refresh_from_db()
+    assert wallet.available == 1_000_000
+
+
+def test_the_review_list_shows_only_generations_needing_review_and_settles_them(team, teammate, admin_client):
+    flagged = make_generation(team, teammate, estimate=3_000, status=Status.EXPIRED, needs_review=True)
+    other = make_generation(team, teammate, estimate=1_000, status=Status.RUNNING)
+    page = admin_client.get("/admin/accounts/generationreview/").content.decode()
+    assert str(flagged.public_id) in page and str(other.public_id) not in page
+
+    admin_client.post("/admin/accounts/generationreview/", {"action": "charge_estimate",
+                                                            "_selected_action": [flagged.pk]})
+    flagged.refresh_from_db()
+    assert flagged.needs_review is False and flagged.actual_cost == 3_000
+    wallet = wallet_of(teammate, team)
+    assert (wallet.available, wallet.reserved) == (1_000_000 - 3_000 - 1_000, 1_000)
+
+
+def test_the_review_release_action_returns_the_credits(team, teammate, admin_client):
+    flagged = make_generation(team, teammate, estimate=3_000, status=Status.EXPIRED, needs_review=True)
+    admin_client.post("/admin/accounts/generationreview/", {"action": "release_credits", "_selected_action": [flagged.pk]})
+    wallet = wallet_of(teammate, team)
+    assert (wallet.available, wallet.reserved) == (1_000_000, 0)
+
+
+def test_staff_without_the_wallet_permission_cannot_move_credits(team, teammate):
+    from django.contrib.auth.models import Permission
+
+    staff = User.objects.create_user("staff@kiln.test", "pw-for-the-staff-42", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_wallet"))
+    client = Client()
+    client.force_login(staff)
+    wallet = wallet_of(teammate, team)
+    client.post("/admin/accounts/wallet/", {"action": "grant_credits", "_selected_action": [wallet.pk],
+                                            "apply": "Apply", "amount": "3000", "reason": "sneaky"})
+    wallet.refresh_from_db()
+    assert wallet.available == 1_000_000

@@ -1,0 +1,48 @@
+"""Providers that fetch inputs by URL get a signed, expiring link under KILN_PUBLIC_URL."""
+
+from io import BytesIO
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image
+
+from generations import engine
+from generations.models import Generation, Status
+from generations.services import InputSpec
+
+
+def png() -> SimpleUploadedFile:
+    buffer = BytesIO()
+    Image.new("RGB", (64, 48), (200, 90, 30)).save(buffer, "PNG")
+    return SimpleUploadedFile("frame.png", buffer.getvalue(), content_type="image/png")
+
+
+def test_a_signed_input_url_serves_the_exact_file_without_a_login(client, make, settings):
+    settings.KILN_PUBLIC_URL = "https://kiln.example.com"
+    generation = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=png())])
+    item = generation.inputs.get()
+    url = reverse("generations:input_file", args=[engine.input_token(item)])
+    assert engine._input_url(item) == "https://kiln.example.com" + url
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content) == item.file.open("rb").read()
+
+
+def test_a_tampered_input_token_is_a_404(client, make):
+    generation = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=png())])
+    token = engine.input_token(generation.inputs.get())
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+
+    assert client.get(reverse("generations:input_file", args=[forged])).status_code == 404
+
+
+def test_an_input_is_no_longer_served_once_its_generation_has_ended(client, make):
+    generation = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=png())])
+    url = reverse("generations:input_file", args=[engine.input_token(generation.inputs.get())])
+    Generation.objects.filter(pk=generation.pk).update(status=Status.CANCELLED)
+
+    assert client.get(url).status_code == 404

@@ -1,0 +1,157 @@
+"""Output URLs and output media are never trusted.
+
+SSRF: ``http.download`` fetches only http(s) URLs of public addresses, checked
+after DNS resolution and again on every redirect; the sandbox on loopback is
+reachable only through the explicit setting (or one named host). A provider's
+key goes only to the provider's own host, never across a redirect.
+Media: the type comes from magic bytes, the name from the server, and serving
+sends the exact type with ``nosniff`` and a CSP that forbids anything active.
+"""
+
+import io
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from django.urls import reverse
+
+from generations.models import Generation, Status
+from generations.providers import http
+from generations.providers.base import Credentials
+from generations.providers.registry import get_provider
+from generations.serving import MEDIA_CSP
+from tests.engine.conftest import IMAGE, drive
+
+PRIVATE_URLS = [
+    "http://localhost/",
+    "http://127.0.0.1/",
+    "http://127.1.2.3:8080/x.png",
+    "http://2130706433/",                        # 127.0.0.1 written as a number
+    "http://10.0.0.1/",
+    "http://172.16.5.4/",
+    "http://192.168.1.1/",
+    "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+    "http://[::1]/",
+    "http://[fe80::1]/",
+    "http://[fd00::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://0.0.0.0/",
+    "http://224.0.0.1/",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_URLS)
+def test_private_loopback_and_link_local_addresses_are_refused(settings, url):
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    with pytest.raises(http.DownloadError, match="private address"):
+        http.check_url_allowed(url)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.png", "gopher://example.com/",
+                                 "data:image/png;base64,AAAA", "javascript:alert(1)", "//example.com/a.png",
+                                 "http:///nohost"])
+def test_only_http_and_https_urls_with_a_host_are_fetched(settings, url):
+    settings.KILN_ALLOW_PRIVATE_URLS = True  # even with the sandbox switch on
+    with pytest.raises(http.DownloadError, match="Refusing"):
+        http.check_url_allowed(url)
+
+
+def test_a_public_address_passes_the_check(settings):
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    http.check_url_allowed("https://93.184.216.34/result.png")  # numeric: no DNS needed
+
+
+def test_the_sandbox_on_loopback_is_refused_unless_the_setting_allows_it(sandbox, settings):
+    url = sandbox.big_url(1000)
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    with pytest.raises(http.DownloadError, match="private address"):
+        http.download(url, io.BytesIO(), max_bytes=10_000)
+    assert not [r for r in sandbox.requests() if r["path"].startswith("/media/")]  # no request went out
+    settings.KILN_ALLOW_PRIVATE_URLS = True
+    assert http.download(url, io.BytesIO(), max_bytes=10_000).bytes == 1000
+
+
+@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/iam/", "http://10.1.2.3/x.png",
+                                    "http://localhost:{port}/media/x.png", "http://127.0.0.1:1/", "file:///etc/passwd"])
+def test_every_redirect_hop_is_checked_again(sandbox, settings, target):
+    """The first hop is allowed (the sandbox's host:port only); the redirect it answers is not."""
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    url = sandbox.big_url(1000)
+    netloc = urlsplit(url).netloc
+    target = target.format(port=urlsplit(url).port)
+    sandbox.fault(r"^/media/", status=302, headers={"Location": target})
+    with pytest.raises(http.DownloadError, match="Refusing"):
+        http.download(url, io.BytesIO(), max_bytes=10_000, allow_hosts={netloc})
+    assert len([r for r in sandbox.requests() if r["path"].startswith("/media/")]) == 1
+
+
+def test_a_provider_key_is_not_forwarded_across_a_redirect_to_another_host(sandbox, settings):
+    url = sandbox.big_url(1000)
+    other_host = url.replace("127.0.0.1", "localhost")  # the same server under another name: another host
+    sandbox.fault(r"^/media/", status=302, headers={"Location": other_host}, count=1)
+    got = http.download(url, io.BytesIO(), max_bytes=10_000,
+                        headers={"Authorization": "Bearer sk-live-SECRET", "X-Api-Key": "sk-live-SECRET"})
+    assert got.bytes == 1000 and got.final_url == other_host
+    media_requests = [r for r in sandbox.requests() if r["path"].startswith("/media/")]
+    assert [r["auth"] for r in media_requests] == [True, False]
+
+
+def test_shuttleai_sends_its_key_to_its_own_content_endpoint_only():
+    provider = get_provider("shuttleai")
+    creds = Credentials(api_key="sk-live-SECRET", base_url="https://api.shuttleai.com")
+    own = provider.download_headers("https://api.shuttleai.com/v1/videos/abc/content", creds)
+    assert own == {"Authorization": "Bearer sk-live-SECRET"}
+    for cdn in ("https://cdn.shuttleai.com/abc.mp4", "http://api.shuttleai.com/v1/videos/abc/content",
+                "https://api.shuttleai.com.evil.test/v1/videos/abc/content", "https://api.shuttleai.com:8443/x"):
+        assert provider.download_headers(cdn, creds) == {}
+    for provider_id in ("shark", "sealink", "gateway"):
+        assert get_provider(provider_id).download_headers("https://cdn.example.com/a.mp4", creds) == {}
+
+
+# -- output media ------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_job(owner, team, sandbox, sandbox_key):
+    from generations.services import create_generation
+
+    sandbox_key(team, "shark")
+    membership = owner.memberships.get(team=team)
+    return create_generation(membership=membership, provider_id="shark", model_id=IMAGE, operation="text-to-image",
+                             prompt="a pot", params={"quality": "low", "size": "1024x1024"})
+
+
+def test_html_sent_as_image_png_is_refused_by_its_magic_bytes(image_job, sandbox):
+    drive(image_job.pk, until={Status.DOWNLOADING})
+    sandbox.fault(r"^/media/", status=200, body="<!doctype html><script>steal()</script>",
+                  headers={"Content-Type": "image/png"}, count=5)
+    generation = drive(image_job.pk)
+    assert generation.status == Status.FAILED
+    assert "HTML" in generation.error
+    assert generation.media.count() == 0
+
+
+def test_media_is_stored_under_a_server_chosen_name_whatever_the_url_says(image_job, sandbox):
+    drive(image_job.pk, until={Status.DOWNLOADING})
+    generation = Generation.objects.select_related("team").get(pk=image_job.pk)
+    evil = [{**o, "url": o["url"] + "&filename=../../../evil.html"} for o in generation.output_urls]
+    Generation.objects.filter(pk=generation.pk).update(output_urls=evil)
+    generation = drive(generation.pk)
+    assert generation.status == Status.SUCCEEDED, generation.error
+    media = generation.media.get()
+    assert re.fullmatch(rf"media/{generation.team.public_id}/{generation.public_id}/0\.png", media.file.name)
+    assert media.mime_type == "image/png"
+
+
+def test_media_is_served_with_its_exact_type_nosniff_and_a_restrictive_csp(image_job, sandbox, owner_client):
+    generation = drive(image_job.pk)
+    media = generation.media.get()
+    for name, disposition in (("generations:media", "inline"), ("generations:download", "attachment"),
+                              ("generations:thumbnail", "inline")):
+        response = owner_client.get(reverse(name, args=[media.public_id]))
+        assert response.status_code == 200, name
+        assert response["Content-Type"] == ("image/webp" if name.endswith("thumbnail") else "image/png")
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Security-Policy"] == MEDIA_CSP
+        assert "script-src" not in MEDIA_CSP and "default-src 'none'" in MEDIA_CSP and "sandbox" in MEDIA_CSP
+        assert response["Content-Disposition"].startswith(disposition)
