@@ -1,0 +1,1 @@
+"""Kiln's benchmarks (``make bench`` / ``python bench/run.py``): figures, not tests."""
