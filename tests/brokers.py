@@ -1,4 +1,4 @@
-"""Pointing this process's Celery producer at another broker for one test."""
+"""Pointing this process's Celery app at another broker, or other settings, for one test."""
 
 import contextlib
 import os
@@ -20,18 +20,42 @@ def use_broker(url: str, transport_options: dict | None = None):
         app._pool = None
         app.amqp._producer_pool = None
 
-    previous = (app.conf.broker_url, app.conf.broker_transport_options, os.environ.get("CELERY_BROKER_URL"))
+    env = os.environ.get("CELERY_BROKER_URL")
     os.environ["CELERY_BROKER_URL"] = url
-    app.conf.broker_url = url
-    app.conf.broker_transport_options = transport_options if transport_options is not None else (
+    options = transport_options if transport_options is not None else (
         {"visibility_timeout": 3600} if url.startswith("redis") else {})
     reset_pools()
     try:
-        yield app
+        with celery_conf(broker_url=url, broker_transport_options=options):
+            yield app
     finally:
-        app.conf.broker_url, app.conf.broker_transport_options, env = previous
         if env is None:
             os.environ.pop("CELERY_BROKER_URL", None)
         else:
             os.environ["CELERY_BROKER_URL"] = env
         reset_pools()
+
+
+def set_celery_conf(**values) -> dict:
+    """Set Celery settings by their short names (``task_always_eager=True``); returns the
+    previous values, to pass back in.
+
+    The app reads Django settings under the ``CELERY_`` namespace, so the namespaced key
+    is the one that counts: Celery 5.6 ignores an assignment to the short name
+    (``app.conf.task_always_eager = True`` leaves it False)."""
+    from project.celery import app
+
+    keys = {f"CELERY_{name.upper()}": value for name, value in values.items()}
+    previous = {name: app.conf.get(f"CELERY_{name.upper()}") for name in values}
+    app.conf.update(keys)
+    return previous
+
+
+@contextlib.contextmanager
+def celery_conf(**values):
+    """``set_celery_conf`` for the length of a block."""
+    previous = set_celery_conf(**values)
+    try:
+        yield
+    finally:
+        set_celery_conf(**previous)

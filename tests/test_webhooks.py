@@ -132,12 +132,10 @@ def test_one_client_address_is_limited(client, make_generation, settings):
 
 @pytest.fixture
 def eager_celery():
-    from project.celery import app
+    from tests.brokers import celery_conf
 
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
+    with celery_conf(task_always_eager=True):
+        yield
 
 
 def test_a_callback_polls_sealink_and_sealink_decides(client, owner, team, sandbox, sandbox_key, settings,

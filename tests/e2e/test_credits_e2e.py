@@ -36,9 +36,10 @@ logger = logging.getLogger(__name__)
 def running_engine(settings):
     """``running_engine()`` starts it (after the test's rows exist: SQLite in memory
     does not like a writer and the beat's reads at the same moment)."""
-    from project.celery import app
+    from tests.brokers import set_celery_conf
 
     settings.KILN_POLL_TICK_SECONDS = 0.5
+    previous: dict = {}
     stop = threading.Event()
     thread = threading.Thread(target=lambda: beat(), name="credits-test-beat", daemon=True)
 
@@ -53,14 +54,15 @@ def running_engine(settings):
             stop.wait(0.3)
 
     def start():
-        app.conf.task_always_eager = True
+        previous.update(set_celery_conf(task_always_eager=True))
         thread.start()
 
     yield start
     stop.set()
     if thread.is_alive():
         thread.join(10)
-    app.conf.task_always_eager = False
+    if previous:
+        set_celery_conf(**previous)
 
 
 def credits_in(text: str) -> int:

@@ -55,11 +55,10 @@ def studio_browser():
 @pytest.fixture
 def eager_tasks():
     """Submit and download run eagerly, on commit, as a worker would run them at once."""
-    from project.celery import app
+    from tests.brokers import celery_conf
 
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
+    with celery_conf(task_always_eager=True):
+        yield
 
 
 def run_engine_until(page, script, timeout=120_000):

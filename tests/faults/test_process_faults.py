@@ -293,6 +293,10 @@ def test_jobs_survive_a_broker_restart_that_lost_every_queued_message(workers, b
     workers.start()
     jobs = [new_job(member, f"broker restart {i}", VIDEO if i % 2 else IMAGE) for i in range(4)]
     wait_for(lambda: any(s != Status.QUEUED for s in statuses([g.pk for g in jobs]).values()), 30, "a submit")
+    # The broker dies while a poll task is running: its message is delivered but not yet acked
+    # (acks_late). Celery 5.7.0's worker crashed on exactly this (see pyproject.toml).
+    sandbox.fault(VIDEO_POLL, method="GET", delay=3, count=1)
+    wait_for(lambda: fault_consumed(sandbox), 30, "a poll to be in flight")
     broker.kill()
     # A job asked for while the broker is down is still created, paid for once, and run later.
     during = new_job(member, "asked for while the broker was down", IMAGE)

@@ -298,8 +298,7 @@ def test_an_api_key_never_appears_in_pages_logs_errors_or_task_messages(
     error); the key is looked for everywhere a person or a log could see it."""
     from generations import engine
     from generations.services import create_generation
-    from project.celery import app
-    from tests.brokers import use_broker
+    from tests.brokers import celery_conf, use_broker
     from tests.engine.conftest import IMAGE, drive
 
     caplog.set_level(logging.DEBUG)
@@ -313,27 +312,22 @@ def test_an_api_key_never_appears_in_pages_logs_errors_or_task_messages(
     queue.mkdir()
     options = {"data_folder_in": str(queue), "data_folder_out": str(queue), "processed_folder": str(tmp_path),
                "control_folder": str(tmp_path / "control"), "store_processed": False}
-    was_eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    try:
-        with use_broker("filesystem://", options):
-            with django_capture_on_commit_callbacks(execute=True):
-                ok = create_generation(membership=membership, provider_id="shark", model_id=IMAGE,
-                                       operation="text-to-image", prompt="a canary in a kiln",
-                                       params={"quality": "low", "size": "1024x1024"})
-            sandbox.fault(r"^/shark/api/v1/images/generations$", method="POST", status=401,
-                          message=f"Incorrect API key provided: {CANARY} is not valid.")
-            with django_capture_on_commit_callbacks(execute=True):
-                refused = create_generation(membership=membership, provider_id="shark", model_id=IMAGE,
-                                            operation="text-to-image", prompt="a refused canary",
-                                            params={"quality": "low", "size": "1024x1024"})
-            with django_capture_on_commit_callbacks(execute=True):
-                engine.submit(refused.pk)
-                drive(ok.pk)
-                engine.requeue_stuck(now=timezone.now() + timedelta(hours=1))
-            messages = [p.read_bytes() for p in queue.iterdir()]
-    finally:
-        app.conf.task_always_eager = was_eager
+    with celery_conf(task_always_eager=False), use_broker("filesystem://", options):
+        with django_capture_on_commit_callbacks(execute=True):
+            ok = create_generation(membership=membership, provider_id="shark", model_id=IMAGE,
+                                   operation="text-to-image", prompt="a canary in a kiln",
+                                   params={"quality": "low", "size": "1024x1024"})
+        sandbox.fault(r"^/shark/api/v1/images/generations$", method="POST", status=401,
+                      message=f"Incorrect API key provided: {CANARY} is not valid.")
+        with django_capture_on_commit_callbacks(execute=True):
+            refused = create_generation(membership=membership, provider_id="shark", model_id=IMAGE,
+                                        operation="text-to-image", prompt="a refused canary",
+                                        params={"quality": "low", "size": "1024x1024"})
+        with django_capture_on_commit_callbacks(execute=True):
+            engine.submit(refused.pk)
+            drive(ok.pk)
+            engine.requeue_stuck(now=timezone.now() + timedelta(hours=1))
+        messages = [p.read_bytes() for p in queue.iterdir()]
     assert len(messages) >= 3, "the test should have queued task messages"
     for raw in messages:
         assert CANARY.encode() not in raw
