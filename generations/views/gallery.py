@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -141,8 +142,14 @@ def status_batch(request: HttpRequest) -> HttpResponse:
 
     ``?ids=<uuid>[:<state>],…`` (at most 100): the cards the page shows as pending, with
     the state token each shows. The answer swaps out of band the cards whose state
-    changed, removes those that are gone, and is 286 when none is pending any more."""
-    membership = require_membership(request)
+    changed, removes those that are gone, and is 286 when none is pending any more.
+
+    Every open page asks this once a tick, so the usual answer (nothing changed) costs
+    one query beyond signing in: the state columns of the asked-for rows *in the teams
+    this user is an active member of*, the membership check and the lookup in one.
+    A card of a team they left or never joined is answered exactly like a deleted one.
+    Only cards that changed are loaded in full, with the member's membership of their
+    team (so a page of team A left open after switching to team B still updates)."""
     wanted: dict[uuid.UUID, str] = {}
     raw = request.GET.get("ids", "")
     for item in filter(None, (part.strip() for part in raw.split(","))):
@@ -153,25 +160,38 @@ def status_batch(request: HttpRequest) -> HttpResponse:
             return HttpResponseBadRequest("ids must be generation ids separated by commas.")
     if len(wanted) > MAX_STATUS_IDS:
         return HttpResponseBadRequest(f"Ask for at most {MAX_STATUS_IDS} generations at once.")
-    # First only the columns of the state token (no prompt, author, media or card info);
-    # full cards only for those that changed. Nothing changed (the usual poll): 4 queries.
-    states = (Generation.objects.filter(team_id=membership.team_id, public_id__in=list(wanted))
-              .order_by().values_list("public_id", *STATE_FIELDS)) if wanted else []
+    states = (Generation.objects
+              .filter(public_id__in=list(wanted), team__memberships__user_id=request.user.pk,
+                      team__memberships__removed_at__isnull=True)
+              .order_by().values_list("team_id", "public_id", *STATE_FIELDS)) if wanted else []
     found: dict[uuid.UUID, str] = {}
-    changed_ids = []
-    for public_id, *state in states:
+    changed: dict[int, list[uuid.UUID]] = {}
+    for team_id, public_id, *state in states:
         found[public_id] = state[0]
         if state_token_of(*state) != wanted[public_id]:
-            changed_ids.append(public_id)
-    changed = list(card_queryset(membership).filter(public_id__in=changed_ids)) if changed_ids else []
+            changed.setdefault(team_id, []).append(public_id)
     gone = set(wanted) - set(found)
     if changed or gone:
-        response = render(request, "gallery/gallery.html#status_oob", {"generations": changed, "gone": gone})
+        parts = [_changed_cards(request, team_id, ids) for team_id, ids in changed.items()]
+        if gone:
+            parts.append(render_to_string("gallery/gallery.html#status_oob", {"generations": (), "gone": gone}))
+        response = HttpResponse("".join(parts))
     else:
         response = HttpResponse("")  # the usual answer: nothing to swap
     if not any(status not in TERMINAL for status in found.values()):
         response.status_code = STOP_POLLING
     return response
+
+
+def _changed_cards(request: HttpRequest, team_id: int, ids: list[uuid.UUID]) -> str:
+    """The out-of-band cards of one team, rendered for the member's role in that team."""
+    membership = (Membership.objects.active().select_related("team", "wallet", "user")
+                  .filter(user_id=request.user.pk, team_id=team_id).first())
+    if membership is None:  # removed between the two queries: nothing to show
+        return ""
+    request.membership = membership  # the cards' buttons follow this team's role
+    cards = card_queryset(membership).filter(public_id__in=ids)
+    return render_to_string("gallery/gallery.html#status_oob", {"generations": cards, "gone": ()}, request)
 
 
 # ---------------------------------------------------------------------------

@@ -83,6 +83,42 @@ def test_the_status_batch_ignores_other_teams_ids(owner_client, team, owner, for
     assert "rival secret plans" not in response.text
 
 
+def test_a_member_removed_from_the_team_gets_its_pending_cards_removed_not_updated(
+        teammate_client, team, owner, teammate):
+    from accounts.services import remove_member
+
+    g = make_generation(team, owner, status=Status.RUNNING, prompt="roadmap teaser")
+    Generation.objects.filter(pk=g.pk).update(progress=70)
+    remove_member(teammate.memberships.get(team=team))
+    response = teammate_client.get(reverse("generations:status_batch"), {"ids": f"{g.public_id}:running--0"})
+    assert response.status_code == 286  # nothing of theirs is pending: stop polling
+    assert f'id="card-{g.public_id}" hx-swap-oob="delete"' in response.text
+    assert "roadmap teaser" not in response.text and 'value="70"' not in response.text
+
+
+def test_a_page_of_one_team_left_open_after_switching_to_another_keeps_updating(
+        owner_client, team, other_team, owner, outsider):
+    from accounts.models import Role
+    from tests.conftest import make_member
+
+    make_member(other_team, owner.email, Role.MEMBER)  # the owner of Acme is a plain member at Rivals
+    acme = make_generation(team, owner, status=Status.QUEUED, prompt="acme launch film")
+    rivals = make_generation(other_team, outsider, status=Status.QUEUED, prompt="rivals teaser")
+    assert owner_client.post(reverse("accounts:switch_team"), {"team": other_team.public_id}).status_code == 302
+    Generation.objects.filter(pk__in=[acme.pk, rivals.pk]).update(progress=30)
+
+    response = owner_client.get(reverse("generations:status_batch"),
+                                {"ids": f"{acme.public_id}:queued--0,{rivals.public_id}:queued--0"})
+    assert response.status_code == 200
+    assert response.text.count('hx-swap-oob="true"') == 2 and 'hx-swap-oob="delete"' not in response.text
+    # Each card is drawn for the member's role in its own team: Acme's owner may cancel
+    # anyone's job there; at Rivals they may not cancel the outsider's.
+    acme_card, rivals_card = (response.text.split(f'id="card-{pid}"')[1].split('id="card-')[0]
+                              for pid in (acme.public_id, rivals.public_id))
+    assert reverse("generations:cancel", args=[acme.public_id]) in acme_card
+    assert reverse("generations:cancel", args=[rivals.public_id]) not in rivals_card
+
+
 @pytest.mark.parametrize("action", ACTIONS)
 def test_every_action_needs_the_csrf_token(csrf_client, team, owner, action):
     g = make_generation(team, owner, status=Status.FAILED)
