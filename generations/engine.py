@@ -446,22 +446,50 @@ def _fetch(provider: Provider, job_id: str, creds: Credentials, model: ModelSpec
     return provider.poll(job_id, creds, model=model)
 
 
-def poll_due(limit: int | None = None, budget_seconds: float | None = None) -> int:
+def poll_due(limit: int | None = None, budget_seconds: float | None = None, linger_seconds: float = 0.0) -> int:
     """Claim due in-flight rows a batch at a time and poll each batch concurrently, until
     none are due or ``budget_seconds`` (default: 5 ticks) are spent; returns how many were polled.
 
     Looping keeps the throughput independent of the beat's tick: a backlog is
     worked off by the tick that finds it, and concurrent ticks (other worker
-    processes) take other rows (SKIP LOCKED + the lease)."""
+    processes) take other rows (SKIP LOCKED + the lease).
+
+    ``linger_seconds`` (the beat's task passes most of a tick): once nothing is due,
+    wait for the rows that fall due before then and poll them on time, instead of
+    leaving them to the next tick. A job is then polled within ``LINGER_STEP`` of
+    its interval rather than up to a whole tick late; the number of polls is the same."""
     limit = limit or settings.KILN_POLL_BATCH
     budget = budget_seconds if budget_seconds is not None else 5 * settings.KILN_POLL_TICK_SECONDS
-    stop = time.monotonic() + budget
+    started = time.monotonic()
+    stop, linger_until = started + budget, started + linger_seconds
     total = 0
     while True:
         polled = _poll_batch(limit)
         total += polled
-        if polled < limit or time.monotonic() >= stop:
+        now = time.monotonic()
+        if now >= stop:
             return total
+        if polled == limit:
+            continue  # a backlog: keep working it off
+        wait_for = _seconds_until_due(linger_until - now)
+        if wait_for is None:
+            return total
+        time.sleep(max(wait_for, LINGER_STEP))
+
+
+LINGER_STEP = 0.1  # while lingering, rows due within this long are polled together
+
+
+def _seconds_until_due(within: float) -> float | None:
+    """Seconds until the next in-flight row falls due, if that is within ``within`` seconds."""
+    if within <= 0:
+        return None
+    now = timezone.now()
+    first = (Generation.objects.filter(status__in=IN_FLIGHT, next_poll_at__lte=now + timedelta(seconds=within))
+             .order_by("next_poll_at").values_list("next_poll_at", flat=True).first())
+    if first is None:
+        return None
+    return max((first - now).total_seconds(), 0.0)
 
 
 def _poll_batch(limit: int) -> int:

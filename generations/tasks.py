@@ -11,6 +11,7 @@ else is a bug: it is logged and the row is picked up again by its lease or by
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from generations import engine
@@ -26,7 +27,9 @@ def submit_generation(generation_id: int) -> str:
 
 @shared_task(name="generations.tasks.poll_due", ignore_result=True, **_retry)
 def poll_due() -> int:
-    return engine.poll_due()
+    # Poll what falls due during most of this tick on time; the rest of the tick is slack
+    # so the worker's other process is free for submits and the next tick finds it idle.
+    return engine.poll_due(linger_seconds=0.8 * settings.KILN_POLL_TICK_SECONDS)
 
 
 @shared_task(name="generations.tasks.poll_generation", **_retry)

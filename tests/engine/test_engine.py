@@ -3,6 +3,7 @@ backoff, poison jobs, downloads — and the ledger after each."""
 
 import hashlib
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -319,6 +320,27 @@ def test_one_tick_works_off_a_backlog_larger_than_its_batch(make, sandbox, setti
         make_due(pk)
     assert engine.poll_due(limit=2) == 5
     assert Generation.objects.filter(pk__in=pks, next_poll_at__lte=timezone.now()).count() == 0
+
+
+def test_a_tick_that_lingers_polls_jobs_falling_due_during_it_on_time(make, sandbox):
+    """The beat's task lingers for most of its tick: a job due 0.4 s into it is polled then,
+    not a whole tick later; a job due after the linger is left to the next tick."""
+    sandbox.control(duration=60)
+    soon, later = make(prompt="due soon"), make(prompt="due later")
+    for g in (soon, later):
+        engine.submit(g.pk)
+    now = timezone.now()
+    Generation.objects.filter(pk=soon.pk).update(next_poll_at=now + timedelta(seconds=0.4))
+    Generation.objects.filter(pk=later.pk).update(next_poll_at=now + timedelta(seconds=5))
+
+    assert engine.poll_due() == 0  # without lingering: nothing due yet, back at once
+    started = time.monotonic()
+    assert engine.poll_due(linger_seconds=1.5) == 1
+    took = time.monotonic() - started
+    job_path = f"/shark/api/v1/videos/{Generation.objects.get(pk=soon.pk).provider_job_id}"
+    assert [r["method"] for r in sandbox.requests() if r["path"] == job_path] == ["GET"]
+    assert 0.3 < took < 1.6  # waited for the due row, not for the one due in 5 s
+    assert Generation.objects.get(pk=later.pk).next_poll_at > timezone.now() + timedelta(seconds=3)
 
 
 def test_the_sweep_wakes_jobs_whose_messages_were_lost(make, sandbox):
