@@ -272,7 +272,8 @@ class Sandbox:
 
 def start_gunicorn(workers: int = 2) -> tuple[Child, str]:
     port = free_port()
-    child = Child("gunicorn", [PY, "-m", "gunicorn", "project.wsgi", "-b", f"127.0.0.1:{port}",
+    child = Child("gunicorn", [PY, "-m", "gunicorn", "project.wsgi", "-c", str(ROOT / "gunicorn.conf.py"),
+                               "-b", f"127.0.0.1:{port}",
                                "-w", str(workers), "--log-level", "warning"])
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/accounts/login/")

@@ -7,8 +7,11 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -80,6 +83,11 @@ def test_ctrl_c_or_sigterm_stops_every_child_and_exits_0(sig):
     assert not any(_alive(pid) for pid in pids)
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # let the 302 surface as an HTTPError
+
+
 def test_runkiln_serves_kiln_and_stops_cleanly_on_ctrl_c(tmp_path):
     """The real thing: sandbox, gunicorn, a Celery worker with beat and a download worker, on free ports."""
     import socket
@@ -111,6 +119,15 @@ def test_runkiln_serves_kiln_and_stops_cleanly_on_ctrl_c(tmp_path):
             assert b"Sign in to Kiln" in response.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{sandbox_port}/_control/jobs", timeout=10) as response:
             assert response.status == 200
+        # A gallery with 100 pending cards polls with all of them in its query string (~6.6 KB):
+        # gunicorn must hand it to Django (here: "sign in first") instead of "414 URI Too Long".
+        status_poll = f"http://127.0.0.1:{port}/gallery/status/?" + urlencode(
+            {"ids": ",".join(f"{uuid.uuid4()}:downloading-100-ffffffff" for _ in range(100))})
+        assert len(status_poll) > 6500
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            opener.open(status_poll, timeout=10)
+        assert answer.value.code == 302 and "/accounts/login/" in answer.value.headers["Location"]
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=60)[0]
     finally:

@@ -27,7 +27,8 @@ def kiln_children(port: int, sandbox_port: int) -> list[Child]:
     python = sys.executable
     return [
         Child("sandbox", [python, "-m", "generations.sandbox", "--port", str(sandbox_port)]),
-        Child("web", [python, "-m", "gunicorn", "project.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
+        Child("web", [python, "-m", "gunicorn", "project.wsgi", "-c", str(settings.BASE_DIR / "gunicorn.conf.py"),
+                      "-b", f"127.0.0.1:{port}", "-w", "2",
                       "--threads", "4", "--graceful-timeout", "5"]),
         Child("worker", [python, "-m", "celery", "-A", "project", "worker", "-B", "-Q", "default,poll",
                          "-c", "2", "-n", "poll@%h", "--loglevel", "INFO"], stop_signal=signal.SIGTERM),  # warm shutdown

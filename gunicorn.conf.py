@@ -1,0 +1,12 @@
+"""Settings Kiln's web server needs whatever the command line says.
+
+gunicorn reads ``./gunicorn.conf.py`` from its working directory; ``make run``,
+the benchmarks and docs/operations.md also pass it with ``-c`` so it applies
+from anywhere.
+"""
+
+# The gallery's live status poll carries every pending card's id and state in its
+# query string (static/js/gallery.js, at most 100 cards: ~6.6 KB). gunicorn's
+# default request-line limit, 4094 bytes, answers "414 URI Too Long" past ~60
+# pending cards; 8190 is the largest it allows (nginx's default buffer is 8 KB).
+limit_request_line = 8190
