@@ -8,7 +8,8 @@
 - ``download()``: streams an output URL into a file at constant memory, with
   a size cap, an overall deadline (a server trickling bytes cannot hold a
   worker forever), and an SSRF guard that refuses private, loopback and
-  link-local addresses, checked after DNS resolution and on every redirect.
+  link-local addresses: every hop (redirects included) connects only to the
+  addresses its one DNS lookup returned and the check passed.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 from django.conf import settings
 
@@ -43,9 +46,11 @@ def client() -> httpx.Client:
     if _client is None:
         with _client_lock:
             if _client is None:
+                limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
                 _client = httpx.Client(
                     timeout=DEFAULT_TIMEOUT,
-                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+                    limits=limits,
+                    transport=_CheckedTransport(limits=limits),
                     headers={"User-Agent": USER_AGENT},
                     follow_redirects=False,
                 )
@@ -193,26 +198,81 @@ def check_url_allowed(url: str, *, allow_private: bool | None = None, allow_host
     """Refuse anything but http(s) to a public address (after DNS resolution).
 
     ``allow_hosts``: "host:port" pairs exempt from the private-address check
-    (one known service on loopback, say) while every other URL is still checked."""
+    (one known service on loopback, say) while every other URL is still checked.
+    ``download()`` runs it before each hop and again when it opens a connection
+    (``_CheckedBackend``), which connects only to the addresses that lookup checked."""
+    host, port = _check_shape(url)
+    _checked_addresses(host, port, _policy(allow_private, allow_hosts))
+
+
+def _check_shape(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise DownloadError(f"Refusing to download from a {parts.scheme or 'schemeless'} URL.")
     if not parts.hostname:
         raise DownloadError("Refusing to download from a URL without a host.")
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
+class _Policy:
+    allow_private: bool
+    allow_hosts: frozenset[str]
+
+
+def _policy(allow_private: bool | None, allow_hosts: Collection[str]) -> _Policy:
     if allow_private is None:
         allow_private = settings.KILN_ALLOW_PRIVATE_URLS
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    if allow_private or f"{parts.hostname}:{port}" in allow_hosts:
-        return
+    return _Policy(bool(allow_private), frozenset(allow_hosts))
+
+
+def _checked_addresses(host: str, port: int, policy: _Policy) -> list[str]:
+    """Resolve ``host`` once and return its addresses, refusing a private one unless the
+    policy allows it. The caller connects to exactly these (no second lookup that a
+    DNS-rebinding attacker could answer differently)."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except socket.gaierror:
-        raise DownloadError(f"Cannot resolve {parts.hostname}.", retryable=True) from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-                or address.is_reserved or address.is_unspecified):
-            raise DownloadError(f"Refusing to download from {parts.hostname}: it resolves to a private address.")
+        raise DownloadError(f"Cannot resolve {host}.", retryable=True) from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if policy.allow_private or f"{host}:{port}" in policy.allow_hosts:
+        return addresses
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+                or ip.is_reserved or ip.is_unspecified):
+            raise DownloadError(f"Refusing to download from {host}: it resolves to a private address.")
+    return addresses
+
+
+# The address policy of the download running in this thread; None for provider API calls
+# (their base URLs are the operator's configuration, a gateway may well be on a private network).
+_download_policy: ContextVar[_Policy | None] = ContextVar("kiln_download_policy", default=None)
+
+
+class _CheckedBackend(httpcore.SyncBackend):
+    """Opens a download's connections only to addresses that passed the check, resolved
+    once, here, at connect time: the check and the connection cannot see different
+    answers (DNS rebinding). TLS still verifies the certificate against the host name."""
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        policy = _download_policy.get()
+        if policy is None:
+            return super().connect_tcp(host, port, timeout, local_address, socket_options)
+        error: Exception | None = None
+        for address in _checked_addresses(host, port, policy):  # in the resolver's order, as connect() would
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"No address for {host}.")
+
+
+class _CheckedTransport(httpx.HTTPTransport):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # httpx (0.28) takes no network backend; its connection pool does.
+        self._pool._network_backend = _CheckedBackend()
 
 
 def same_host(url: str, base_url: str) -> bool:
@@ -230,11 +290,15 @@ def download(url: str, dest: IO[bytes], *, max_bytes: int, headers: dict[str, st
     would let a server trickling bytes hold the worker far past the deadline."""
     deadline = time.monotonic() + (deadline_seconds or settings.KILN_DOWNLOAD_DEADLINE_SECONDS)
     send_headers = dict(headers or {})
+    policy = _policy(allow_private, allow_hosts)
     for _ in range(max_redirects + 1):
-        check_url_allowed(url, allow_private=allow_private, allow_hosts=allow_hosts)
+        # Checked now, for a clear answer before anything is sent (and because a kept-alive
+        # connection may be reused), and again by _CheckedBackend for any new connection.
+        check_url_allowed(url, allow_private=policy.allow_private, allow_hosts=policy.allow_hosts)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DownloadError("The download did not finish before its deadline.", retryable=True)
+        token = _download_policy.set(policy)
         try:
             with client().stream("GET", url, headers=send_headers,
                                  timeout=httpx.Timeout(min(30.0, remaining), connect=10.0)) as response:
@@ -274,4 +338,6 @@ def download(url: str, dest: IO[bytes], *, max_bytes: int, headers: dict[str, st
             raise DownloadError("The media server stopped sending data.", retryable=True) from None
         except httpx.TransportError as exc:
             raise DownloadError(f"The download broke off: {type(exc).__name__}.", retryable=True) from None
+        finally:
+            _download_policy.reset(token)
     raise DownloadError("Too many redirects.")

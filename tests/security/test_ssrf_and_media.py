@@ -71,6 +71,31 @@ def test_the_sandbox_on_loopback_is_refused_unless_the_setting_allows_it(sandbox
     assert http.download(url, io.BytesIO(), max_bytes=10_000).bytes == 1000
 
 
+def test_a_host_that_rebinds_to_loopback_after_the_check_is_not_connected_to(sandbox, settings, monkeypatch):
+    """DNS rebinding: the name answers a public address when it is checked and loopback
+    when the connection is made. The connection goes only to checked addresses, so the
+    second answer is checked too and refused; nothing reaches the service on loopback."""
+    import socket
+
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    real = socket.getaddrinfo
+    answers = iter(["93.184.216.34"])  # the first lookup; every later one says loopback
+    lookups = []
+
+    def resolver(host, port, *args, **kwargs):
+        if host != "media.rebind.test":
+            return real(host, port, *args, **kwargs)
+        lookups.append(host)
+        return real(next(answers, "127.0.0.1"), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)  # the resolver: what leaves the machine
+    url = sandbox.big_url(1000).replace("127.0.0.1", "media.rebind.test")
+    with pytest.raises(http.DownloadError, match=r"media\.rebind\.test: it resolves to a private address"):
+        http.download(url, io.BytesIO(), max_bytes=10_000)
+    assert len(lookups) == 2  # checked before the request, checked again when connecting
+    assert not [r for r in sandbox.requests() if r["path"].startswith("/media/")]
+
+
 @pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/iam/", "http://10.1.2.3/x.png",
                                     "http://localhost:{port}/media/x.png", "http://127.0.0.1:1/", "file:///etc/passwd"])
 def test_every_redirect_hop_is_checked_again(sandbox, settings, target):
