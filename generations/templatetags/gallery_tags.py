@@ -142,7 +142,7 @@ def state_token(g: Generation) -> str:
 
 
 # The columns ``state_token_of`` takes, in order: the status poll reads only these.
-STATE_FIELDS = ("status", "progress", "provider_status", "error")
+STATE_FIELDS = gallery.STATE_FIELDS
 
 
 def state_token_of(status: str, progress: int | None, provider_status: str, error: str) -> str:

@@ -29,7 +29,7 @@ from generations.gallery import STATUS_FILTERS, InvalidCursor, InvalidFilters, c
 from generations.models import TERMINAL, Generation, InputMedia, Kind, Status
 from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, get_provider
 from generations.serving import serve_file
-from generations.templatetags.gallery_tags import STATE_FIELDS, state_token_of
+from generations.templatetags.gallery_tags import state_token_of
 
 STOP_POLLING = 286  # htmx: stop polling, this answer is final
 MAX_STATUS_IDS = 100
@@ -160,10 +160,7 @@ def status_batch(request: HttpRequest) -> HttpResponse:
             return HttpResponseBadRequest("ids must be generation ids separated by commas.")
     if len(wanted) > MAX_STATUS_IDS:
         return HttpResponseBadRequest(f"Ask for at most {MAX_STATUS_IDS} generations at once.")
-    # A subquery, not a join through the team: PostgreSQL plans it in a fifth of the time.
-    my_teams = Membership.objects.active().filter(user_id=request.user.pk).values("team_id")
-    states = (Generation.objects.filter(public_id__in=list(wanted), team_id__in=my_teams)
-              .order_by().values_list("team_id", "public_id", *STATE_FIELDS)) if wanted else []
+    states = gallery_queries.card_states(request.user.pk, list(wanted))
     found: dict[uuid.UUID, str] = {}
     changed: dict[int, list[uuid.UUID]] = {}
     for team_id, public_id, *state in states:
