@@ -91,7 +91,8 @@ def test_the_header_shows_my_available_credits_with_separators_and_dollars(team,
     make_generation(team, teammate, estimate=12_345)
     page = html(teammate_client.get("/accounts/usage/"))
     assert 'id="header-balance"' in page
-    assert '<span class="amount">987,655</span> credits <span class="usd">≈ $98.77</span>' in page
+    assert ('<span class="amount">987,655</span> <span class="unit">credits</span><span class="unit-short">cr</span>'
+            ' <span class="usd">≈ $98.77</span>') in page
 
 
 def test_the_header_marks_a_negative_balance(team):
