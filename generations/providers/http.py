@@ -260,11 +260,11 @@ class _CheckedBackend(httpcore.SyncBackend):
         if policy is None:
             return super().connect_tcp(host, port, timeout, local_address, socket_options)
         error: Exception | None = None
-        for address in _checked_addresses(host, port, policy):  # in the resolver's order, as connect() would
+        for address in _checked_addresses(host, port, policy):  # in the resolver's order
             try:
                 return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                error = exc
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc  # the next address, as socket.create_connection would
         raise error or httpcore.ConnectError(f"No address for {host}.")
 
 
