@@ -143,3 +143,28 @@ def test_runkiln_serves_kiln_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert f"{name} stopped (status 0)." in text
     pids = [int(line.split("(pid ")[1].split(")")[0]) for line in text.splitlines() if "| started " in line]
     assert len(pids) == 4 and not any(_alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("taken", ["web", "sandbox", "same"])
+def test_runkiln_refuses_a_port_in_use_before_starting_anything(tmp_path, taken):
+    """`make run` beside something on its port says which port and what to do, and starts nothing."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        busy = listener.getsockname()[1]
+        with socket.socket() as spare:
+            spare.bind(("127.0.0.1", 0))
+            free = spare.getsockname()[1]
+        port, sandbox_port = {"web": (busy, free), "sandbox": (free, busy), "same": (free, free)}[taken]
+        env = {**os.environ, "KILN_VAR_DIR": str(tmp_path), "PORT": str(port),
+               "KILN_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}"}
+        done = subprocess.run([PY, str(ROOT / "manage.py"), "runkiln"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode == 2
+    assert "started" not in done.stdout, done.stdout
+    expected = {"web": f"Kiln's port {busy} is already in use on 127.0.0.1",
+                "sandbox": f"The sandbox's port {busy} is already in use on 127.0.0.1",
+                "same": f"PORT {free} is the sandbox's port too"}[taken]
+    assert expected in done.stderr, done.stderr

@@ -38,6 +38,18 @@ def kiln_children(port: int, sandbox_port: int) -> list[Child]:
     ]
 
 
+def _port_in_use(port: int) -> bool:
+    """True if something already listens on 127.0.0.1:``port`` (as the servers bind: SO_REUSEADDR,
+    so a port left in TIME_WAIT by the last run counts as free)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def _wait_for_port(port: int, seconds: float = 60.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -61,6 +73,14 @@ class Command(BaseCommand):
         if sandbox.hostname not in ("127.0.0.1", "localhost") or not sandbox.port:
             raise CommandError(f"KILN_SANDBOX_URL must be http://127.0.0.1:PORT for runkiln, got "
                                f"{settings.KILN_SANDBOX_URL!r}", returncode=2)
+        if port == sandbox.port:
+            raise CommandError(f"PORT {port} is the sandbox's port too (KILN_SANDBOX_URL); choose another PORT, "
+                               f"e.g. PORT={port + 1} make run.", returncode=2)
+        for what, number, fix in (("Kiln's port", port, f"choose another: PORT={port + 1} make run"),
+                                  ("The sandbox's port", sandbox.port, "set another in KILN_SANDBOX_URL")):
+            if _port_in_use(number):
+                raise CommandError(f"{what} {number} is already in use on 127.0.0.1 (another Kiln still "
+                                   f"running, or another program). Stop it, or {fix}.", returncode=2)
         env = {**os.environ, "KILN_ALLOW_PRIVATE_URLS": "1", "PYTHONUNBUFFERED": "1"}
         url = f"http://127.0.0.1:{port}/"
 
