@@ -183,6 +183,7 @@ def test_demo_sets_everything_up_once(db, settings):
 
     second = run("demo")
     assert "demo@kiln.local already exists" in second
+    assert "manage.py changepassword demo@kiln.local" in second  # how to get in when the password is lost
     assert "with password:" not in second and password not in second
     membership.wallet.refresh_from_db()
     assert membership.wallet.available == 500_000

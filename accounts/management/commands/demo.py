@@ -59,7 +59,8 @@ class Command(BaseCommand):
                 "  (shown only this once; change it at /accounts/password/ or with "
                 f"`manage.py changepassword {OWNER_EMAIL}`)"))
         else:
-            self.stdout.write(f"Demo account {OWNER_EMAIL} already exists (its password was printed when it was created).")
+            self.stdout.write(f"Demo account {OWNER_EMAIL} already exists (its password was printed when it was "
+                              f"created; lost it? `.venv/bin/python manage.py changepassword {OWNER_EMAIL}`).")
         if granted:
             self.stdout.write(f"Granted {DEMO_CREDITS:,} demo credits.")
         if created_keys:
