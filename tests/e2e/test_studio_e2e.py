@@ -193,6 +193,35 @@ def test_errors_show_in_the_form_before_anything_is_spent(member_page, sandbox_k
     assert not page.problems, page.problems
 
 
+def test_the_model_and_mode_are_locked_while_a_submit_is_in_flight(member_page, sandbox_key, team, owner, sandbox):
+    """Changing the model while the POST is out would be undone by its answer (which re-renders the
+    form for the submitted model): the picker and the button are disabled until the answer is in."""
+    sandbox_key(team, "shark")
+    page = member_page
+    page.goto("/")
+    choose_model(page, WAN, "resolution")
+    page.fill("#id_prompt", "A kite over the dunes")
+    held = []
+    page.route("**/studio/generate/", lambda route: held.append(route))
+    page.click(".studio-submit")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the submit never left"
+    assert page.is_disabled(".studio-submit")
+    assert page.is_disabled("#studio-model")
+    assert page.locator(".op-tabs input").count() >= 2
+    assert all(page.locator(".op-tabs input").nth(i).is_disabled() for i in range(page.locator(".op-tabs input").count()))
+
+    held[0].continue_()
+    page.wait_for_selector("#gallery-grid [data-card]", timeout=10_000)
+    page.wait_for_load_state("networkidle")
+    assert not page.is_disabled("#studio-model") and not page.is_disabled(".studio-submit")
+    assert page.input_value("#studio-model") == WAN
+    assert Generation.objects.get().model == WAN.split(":", 1)[1]
+    assert not page.problems, page.problems
+
+
 def test_the_picker_fills_the_first_frame_from_the_gallery(member_page, sandbox_key, team, owner, sandbox):
     from tests.studio.conftest import make_gallery_media
 
