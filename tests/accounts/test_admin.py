@@ -95,3 +95,9 @@ def test_the_admin_keeps_the_last_owner(admin_client, owner, team):
     assert membership.role == Role.OWNER
     assert admin_client.post(f"/admin/accounts/membership/{membership.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_the_admin_says_it_is_kiln(admin_client):
+    body = admin_client.get("/admin/").content.decode()
+    assert "<title>Teams, provider keys and credits | Kiln admin</title>" in body
+    assert "Kiln administration" in body and "Django administration" not in body
