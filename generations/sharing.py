@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Prefetch
+from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -97,11 +97,17 @@ def revoke(share: ShareLink, actor: Membership) -> bool:
     if actor.team_id != share.team_id:
         raise ShareError("Only the link's team can revoke it.")
     now = timezone.now()
-    changed = ShareLink.objects.filter(pk=share.pk, revoked_at__isnull=True).update(
-        revoked_at=now, revoked_by_id=actor.user_id)
-    if changed:
+    if revoke_links(ShareLink.objects.filter(pk=share.pk), actor.user_id, now=now):
         share.revoked_at, share.revoked_by_id = now, actor.user_id
-    return bool(changed)
+        return True
+    return False
+
+
+def revoke_links(links: QuerySet[ShareLink], user_id: int, *, now: datetime | None = None) -> int:
+    """Revoke the live ones among ``links``, by ``user_id``, in one UPDATE (a link already
+    revoked keeps who did it and when). Returns how many were revoked. No team check: callers
+    are ``revoke`` above and the admin's action for operators."""
+    return links.filter(revoked_at__isnull=True).update(revoked_at=now or timezone.now(), revoked_by_id=user_id)
 
 
 def count_view(share: ShareLink) -> None:
