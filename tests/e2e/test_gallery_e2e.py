@@ -260,3 +260,21 @@ def test_the_gallery_and_detail_page_fit_a_phone(member_page, team, owner, teamm
     page.goto(f"/g/{made[-1].public_id}/")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     shot(page, "phone-detail")
+
+
+@pytest.mark.parametrize("width", [320, 360, 390])
+def test_the_header_is_two_rows_on_a_small_phone(member_page, team, width):
+    """Sections on one row, the team, balance, Account and Sign out on the other (a long team
+    name gives way), so the sticky header does not eat a third of a small screen."""
+    page = member_page
+    page.set_viewport_size({"width": width, "height": 740})
+    page.goto("/gallery/")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    centres = [box["y"] + box["height"] / 2 for box in (
+        page.locator(sel).bounding_box() for sel in
+        (".account .team-name", ".account .credits-balance", ".account .user-email", ".account form.inline"))]
+    assert max(centres) - min(centres) < 6, centres
+    nav = page.locator(".mainnav").bounding_box()
+    assert nav["y"] + nav["height"] <= min(centres)  # the sections above, not beside
+    assert page.locator("header.topbar").bounding_box()["height"] < 90
+    shot(page, f"phone-header-{width}")
