@@ -7,7 +7,9 @@ Only ``••••last4`` is ever displayed; the ciphertext is never shown.
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import Count, Q
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -148,12 +150,26 @@ class GenerationAdmin(admin.ModelAdmin):
     def negative_prompt_text(self, obj):
         return obj.prompt.negative_prompt
 
+    def delete_view(self, request, object_id, extra_context=None):
+        # Not while a job or credits are in play: say why instead of asking to confirm.
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None and (reason := gallery.why_not_deletable(obj)):
+            self.message_user(request, f"Not deleted: {reason}", messages.WARNING)
+            return redirect("admin:generations_generation_change", obj.pk)
+        return super().delete_view(request, object_id, extra_context)
+
     def delete_model(self, request, obj):
         gallery.delete_generation(obj)
 
     def delete_queryset(self, request, queryset):
+        kept = []
         for obj in queryset:
-            gallery.delete_generation(obj)
+            try:
+                gallery.delete_generation(obj)
+            except gallery.CannotDelete as exc:
+                kept.append(f"{obj.public_id}: {exc}")
+        if kept:
+            self.message_user(request, f"Not deleted ({len(kept)}): " + "; ".join(kept), messages.WARNING)
 
 
 class ShareStateFilter(admin.SimpleListFilter):

@@ -29,6 +29,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts import credits
 from accounts.models import Membership
 from generations.models import (
     TERMINAL,
@@ -373,13 +374,32 @@ def set_archived(generation: Generation, archived: bool) -> None:
     generation.archived = archived
 
 
+class CannotDelete(Exception):
+    """The generation still has a job or credits in play; the message says what to do."""
+
+
+def why_not_deletable(generation: Generation) -> str:
+    """What has to happen before ``generation`` can be deleted; "" when it can be now."""
+    if not generation.is_terminal:
+        return "It is still in progress: cancel it or let it finish, then delete it."
+    if credits.held_for(generation):
+        return "Its credits are still held, waiting for an operator's review; it can be deleted once they are settled."
+    return ""
+
+
 def delete_generation(generation: Generation) -> None:
     """Delete a generation, its media rows and their files; the ledger stays.
+
+    Only once it has ended and its credits are settled: deleting a job still in flight
+    would leave its reservation held for ever (and the provider still working and
+    billing), and an expired one waiting for review would vanish from the review queue.
 
     Rows first, in one transaction; the files go once it commits, so a failure
     never leaves rows pointing at files that are gone. Ledger entries keep the
     generation's uuid in ``generation_ref`` (their foreign key becomes NULL).
     The prompt goes too when nothing else was made from it."""
+    if reason := why_not_deletable(generation):
+        raise CannotDelete(reason)
     files = []
     for media in Media.objects.filter(generation=generation):
         files += [media.file, media.thumbnail]

@@ -86,6 +86,7 @@ class CardInfo:
     can_cancel: bool          # this member may, and it is queued (ours to stop) or sent to a provider that can
     cancel_help: str          # why there is no cancel button, once it is with a provider that cannot
     can_retry: bool
+    can_delete: bool          # this member may, and it has ended with nothing held (see gallery.delete_generation)
     since: dt.datetime        # what the elapsed time counts from (creation)
     elapsed: str
     state: str                # changes whenever what the card shows changes
@@ -173,6 +174,7 @@ def card_info(g: Generation, membership) -> CardInfo:
         can_cancel=may_manage and (g.status == Status.QUEUED or (g.status == Status.SUBMITTED and supports_cancel)),
         cancel_help=(provider.cancel_help if provider and not supports_cancel and g.status in IN_FLIGHT else ""),
         can_retry=g.status in RETRYABLE,
+        can_delete=may_manage and not pending and not g.needs_review,
         since=g.created, elapsed=duration_text((end - g.created).total_seconds()),
         state=state_token(g),
     )

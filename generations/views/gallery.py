@@ -257,7 +257,10 @@ def delete(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     membership = require_membership(request)
     g = _get_generation(membership, public_id)
     _may_manage(membership, g)
-    gallery_queries.delete_generation(g)
+    try:
+        gallery_queries.delete_generation(g)
+    except gallery_queries.CannotDelete as exc:
+        return _card_or_back(request, membership, g, str(exc))
     if request.htmx:
         return render(request, "gallery/gallery.html#tombstone", {"g": g, "notice": "Deleted.", "deleted": True})
     messages.success(request, "Deleted, with its files.")

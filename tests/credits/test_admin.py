@@ -97,3 +97,33 @@ def test_staff_without_the_wallet_permission_cannot_move_credits(team, teammate)
                                             "apply": "Apply", "amount": "3000", "reason": "sneaky"})
     wallet.refresh_from_db()
     assert wallet.available == 1_000_000
+
+
+def test_the_admin_deletes_only_generations_whose_credits_are_settled(team, teammate, admin_client,
+                                                                      django_capture_on_commit_callbacks):
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+    from generations.models import Generation
+
+    done = make_generation(team, teammate, estimate=500)
+    capture(done, 500)
+    running = make_generation(team, teammate, estimate=700, status=Status.RUNNING)
+    expired = make_generation(team, teammate, estimate=900, status=Status.EXPIRED, needs_review=True)
+    wallet = wallet_of(teammate, team)
+    wallet.refresh_from_db()
+    assert wallet.reserved == 700 + 900
+
+    for g, reason in ((running, "still in progress"), (expired, "waiting for an operator")):
+        response = admin_client.get(f"/admin/generations/generation/{g.pk}/delete/", follow=True)
+        assert response.redirect_chain[-1][0] == f"/admin/generations/generation/{g.pk}/change/"
+        assert "Not deleted: " in response.content.decode() and reason in response.content.decode()
+        admin_client.post(f"/admin/generations/generation/{g.pk}/delete/", {"post": "yes"})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post("/admin/generations/generation/", {
+            "action": "delete_selected", "post": "yes",
+            ACTION_CHECKBOX_NAME: [done.pk, running.pk, expired.pk]}, follow=True)
+    page = response.content.decode()
+    assert "Not deleted (2)" in page and "still in progress" in page and "waiting for an operator" in page
+    assert set(Generation.objects.values_list("pk", flat=True)) == {running.pk, expired.pk}
+    wallet.refresh_from_db()
+    assert wallet.reserved == 700 + 900  # still held, still visible, still reviewable

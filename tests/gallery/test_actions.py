@@ -1,5 +1,6 @@
 """Actions on a result: favourite, archive and restore, delete, retry, cancel."""
 
+import pytest
 from django.urls import reverse
 
 from accounts import credits
@@ -116,6 +117,46 @@ def test_a_prompt_shared_with_another_generation_survives_a_delete(owner_client,
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(url("delete", first))
     assert Prompt.objects.filter(pk=second.prompt_id).exists()
+
+
+@pytest.mark.parametrize("status", [Status.QUEUED, Status.SUBMITTED, Status.RUNNING, Status.DOWNLOADING])
+def test_a_generation_still_in_flight_is_not_deleted_and_its_credits_stay_accounted(owner_client, team, owner,
+                                                                                    status):
+    """Deleting it would leave its reservation held for ever (and the provider still working)."""
+    wallet = credits.wallet_for(membership_of(owner, team))
+    g = make_generation(team, owner, status=status, estimated_cost=420)
+    credits.reserve(wallet, g, 420)
+    before = Wallet.objects.values_list("available", "reserved").get(pk=wallet.pk)
+    assert url("delete", g) not in owner_client.get(reverse("generations:gallery")).text
+    assert url("delete", g) not in owner_client.get(url("detail", g)).text
+
+    response = owner_client.post(url("delete", g), headers=HX)
+    assert response.status_code == 200
+    assert f'id="card-{g.public_id}"' in response.text
+    assert "It is still in progress: cancel it or let it finish, then delete it." in response.text
+    follow = owner_client.post(url("delete", g), follow=True)  # without JavaScript: a message
+    assert "It is still in progress" in follow.text
+    assert Generation.objects.filter(pk=g.pk).exists()
+    assert Wallet.objects.values_list("available", "reserved").get(pk=wallet.pk) == before
+    assert credits.held_for(g) == 420
+
+
+def test_an_expired_generation_waiting_for_review_is_deleted_only_once_settled(owner_client, team, owner,
+                                                                                django_capture_on_commit_callbacks):
+    wallet = credits.wallet_for(membership_of(owner, team))
+    g = make_generation(team, owner, status=Status.EXPIRED, needs_review=True, estimated_cost=300)
+    credits.reserve(wallet, g, 300)
+    assert url("delete", g) not in owner_client.get(url("detail", g)).text
+    response = owner_client.post(url("delete", g), headers=HX)
+    assert "Its credits are still held, waiting for an operator" in response.text
+    assert Generation.objects.filter(pk=g.pk).exists()
+
+    credits.resolve_review(g, action="release", actor=owner)
+    assert url("delete", g) in owner_client.get(url("detail", g)).text
+    with django_capture_on_commit_callbacks(execute=True):
+        assert "Deleted." in owner_client.post(url("delete", g), headers=HX).text
+    assert not Generation.objects.filter(pk=g.pk).exists()
+    assert Wallet.objects.values_list("available", "reserved").get(pk=wallet.pk)[1] == 0
 
 
 # ---------------------------------------------------------------------------
