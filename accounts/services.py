@@ -124,8 +124,24 @@ def add_member(team: Team, email: str, role: str = Role.MEMBER, *, actor: Member
     else:
         membership = Membership.objects.create(team=team, user=user, role=role)
     wallet_for(membership)
-    path = "" if user.has_usable_password() else set_password_path(user)
+    path = set_password_path(user) if _may_get_set_password_link(actor, user, team) else ""
     return MemberAdded(membership, created, path)
+
+
+def _may_get_set_password_link(actor: Membership | None, user: User, team: Team) -> bool:
+    """Whether whoever adds ``user`` may be handed the link that chooses their password.
+
+    The operator (the CLI: no ``actor``) may for anyone without a password. A team's
+    manager may only for someone who is nobody else's: no membership in any other team
+    (not even a removed one) and no staff rights. Otherwise the admin of team B could
+    add a person invited to team A who has not chosen a password yet, choose it for them
+    and sign in as them to team A (or to the admin site)."""
+    if user.has_usable_password():
+        return False
+    if actor is None:
+        return True
+    return not (user.is_staff or user.is_superuser
+                or Membership.objects.filter(user=user).exclude(team=team).exists())
 
 
 @transaction.atomic

@@ -110,6 +110,9 @@ def member_add(request: HttpRequest) -> HttpResponse:
     if added.set_password_path:
         # Shown once, on this response only: the admin passes it on to the new member.
         return _render_members(request, membership, added=added)
+    if not added.membership.user.has_usable_password():
+        messages.info(request, "They have not chosen a password yet. The link to choose one went to whoever "
+                               "invited them first; an operator can also set one (manage.py changepassword).")
     return redirect("accounts:members")
 
 

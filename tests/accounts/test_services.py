@@ -109,3 +109,40 @@ def test_the_set_password_link_works_once(team, db):
 
     again = Client().get(added.set_password_path, follow=True)
     assert b"This link no longer works" in again.content
+
+
+def test_another_team_s_admin_is_never_handed_the_link_of_someone_invited_elsewhere(team, other_team, owner,
+                                                                                   outsider):
+    """Team B adding a person invited to team A (no password yet) must not let B choose it."""
+    ours = Membership.objects.get(user=owner, team=team)
+    theirs = Membership.objects.get(user=outsider, team=other_team)
+    invited = services.add_member(team, "newhire@acme.test", actor=ours)
+    assert invited.set_password_path  # their own team's admin passes it on
+
+    grabbed = services.add_member(other_team, "newhire@acme.test", actor=theirs)
+    assert grabbed.set_password_path == ""
+    assert grabbed.membership.team == other_team  # still added
+
+    # Once removed from team A, team A itself may not re-issue it either: team B has them now.
+    services.remove_member(invited.membership, actor=ours)
+    again = services.add_member(team, "newhire@acme.test", actor=ours)
+    assert again.set_password_path == ""
+
+
+def test_a_team_s_admin_may_re_issue_a_lost_link_for_someone_only_theirs(team, owner):
+    ours = Membership.objects.get(user=owner, team=team)
+    first = services.add_member(team, "lost@acme.test", actor=ours)
+    services.remove_member(first.membership, actor=ours)
+    again = services.add_member(team, "lost@acme.test", actor=ours)
+    assert again.set_password_path.startswith("/accounts/set-password/")
+
+
+def test_no_team_admin_gets_a_link_for_an_operator_account(team, owner, db):
+    from accounts.models import User
+
+    operator = User.objects.create_superuser("ops@kiln.test", None)  # no usable password
+    ours = Membership.objects.get(user=owner, team=team)
+    assert services.add_member(team, operator.email, actor=ours).set_password_path == ""
+    # The operator's own CLI still may.
+    other = services.create_team("ops-team", "Ops", "ops@kiln.test")
+    assert other.set_password_path.startswith("/accounts/set-password/")

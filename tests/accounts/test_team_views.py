@@ -146,6 +146,21 @@ def test_an_outsider_adds_only_to_their_own_team(outsider_client, team, other_te
     assert not Membership.objects.filter(team=team, user__email="friend@rivals.test").exists()
 
 
+def test_another_team_cannot_take_over_someone_invited_here_before_they_choose_a_password(
+        owner_client, outsider, team, other_team):
+    invited = owner_client.post("/accounts/team/members/add/", {"email": "newhire@acme.test", "role": "member"})
+    assert "/accounts/set-password/" in invited.content.decode()  # for Acme's owner to pass on
+
+    owner_client.force_login(outsider)  # the owner of Rival Films tries the same address
+    response = owner_client.post("/accounts/team/members/add/", {"email": "newhire@acme.test", "role": "member"},
+                                 follow=True)
+    html = response.content.decode()
+    assert "/accounts/set-password/" not in html
+    assert "They have not chosen a password yet." in html
+    assert Membership.objects.filter(team=other_team, user__email="newhire@acme.test").exists()
+    assert not User.objects.get(email="newhire@acme.test").has_usable_password()
+
+
 def test_adding_needs_a_csrf_token(csrf_client):
     response = csrf_client.post("/accounts/team/members/add/", {"email": "x@acme.test", "role": "member"})
     assert response.status_code == 403
