@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from accounts.models import Membership, Team
 from generations.crypto import DecryptionError, rotate
 from generations.models import TERMINAL, ProviderKey
+from generations.providers import http
 from generations.providers.registry import PROVIDER_NAMES, PROVIDERS
 
 MAX_KEY_LENGTH = 500
@@ -25,13 +26,18 @@ def validate_provider(provider: str) -> None:
 
 
 def validate_base_url(url: str) -> None:
-    """An http(s) URL with a host, or empty (the provider's own API)."""
+    """An http(s) URL with a host, or empty (the provider's own API); not a private address
+    unless the operator allows it (``http.check_base_url``)."""
     if not url:
         return
     try:
         _url_validator(url)
     except ValidationError:
         raise ValidationError(f"{url!r} is not an http(s) URL.", code="base_url") from None
+    try:
+        http.check_base_url(url)
+    except http.DownloadError as exc:
+        raise ValidationError(exc.message, code="base_url") from None
 
 
 def validate_api_key(raw: str) -> str:

@@ -200,6 +200,10 @@ KILN_GENERATE_PER_MINUTE = envint("KILN_GENERATE_PER_MINUTE", 30, minimum=1)
 # Output URLs on loopback/private addresses are refused (SSRF) unless this is on:
 # only for the local sandbox providers; production leaves it off.
 KILN_ALLOW_PRIVATE_URLS = envbool("KILN_ALLOW_PRIVATE_URLS", False)
+# "host:port" pairs on a private network that provider calls and downloads may reach while
+# KILN_ALLOW_PRIVATE_URLS is off: a gateway on your own network, say. Only the operator sets
+# these; a team's key may name such a host only when it is listed here.
+KILN_ALLOWED_PRIVATE_HOSTS = [item.lower() for item in envlist("KILN_ALLOWED_PRIVATE_HOSTS")]
 # The sandbox providers' base URL when `make run` starts them.
 KILN_SANDBOX_URL = envstr("KILN_SANDBOX_URL", "http://127.0.0.1:8765")
 

@@ -2,7 +2,9 @@
 
 - ``request()``: a call to a provider API. Transport failures, 408, 429 and
   5xx become retryable ``ProviderError``s (honouring ``Retry-After``); other
-  4xx become permanent ones carrying the provider's own message.
+  4xx become permanent ones carrying the provider's own message. A key's base
+  URL is set by a team's admin, so these connections get the same address
+  guard as downloads (below).
   Nothing is retried here: a POST that may have reached the provider is
   never sent twice; the engine decides when to try again.
 - ``download()``: streams an output URL into a file at constant memory, with
@@ -10,6 +12,10 @@
   worker forever), and an SSRF guard that refuses private, loopback and
   link-local addresses: every hop (redirects included) connects only to the
   addresses its one DNS lookup returned and the check passed.
+
+The guard is off with ``KILN_ALLOW_PRIVATE_URLS`` (the local sandbox) and lifted for
+the "host:port" pairs in ``KILN_ALLOWED_PRIVATE_HOSTS`` (a gateway on the operator's
+own network).
 """
 
 from __future__ import annotations
@@ -127,9 +133,12 @@ def request(method: str, url: str, *, credentials: Credentials | None = None, js
     if credentials is not None:
         all_headers["Authorization"] = f"Bearer {credentials.api_key}"
     all_headers.update(headers or {})
+    token = _address_policy.set(_policy(None, ()))
     try:
         response = client().request(method, url, json=json_body, headers=all_headers,
                                     timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+    except DownloadError as exc:  # the address guard refused the connection, or no DNS: nothing was sent
+        raise ProviderError(exc.message, retryable=exc.retryable, code=NOT_SENT) from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # Nothing was sent: the engine may safely send this request again.
         raise ProviderError(f"Could not reach the provider: {type(exc).__name__}.", retryable=True,
@@ -138,6 +147,8 @@ def request(method: str, url: str, *, credentials: Credentials | None = None, js
         raise ProviderError(f"The provider did not answer in time ({method} {_path(url)}).", retryable=True) from None
     except httpx.TransportError as exc:
         raise ProviderError(f"Could not reach the provider: {type(exc).__name__}.", retryable=True) from None
+    finally:
+        _address_policy.reset(token)
     if response.is_success or response.status_code in ok:
         return response
     body = parse_json(response)
@@ -220,10 +231,38 @@ class _Policy:
     allow_hosts: frozenset[str]
 
 
+PRIVATE_HINT = ("Kiln calls only public addresses unless the operator lists this host:port in "
+                "KILN_ALLOWED_PRIVATE_HOSTS.")
+
+
 def _policy(allow_private: bool | None, allow_hosts: Collection[str]) -> _Policy:
     if allow_private is None:
         allow_private = settings.KILN_ALLOW_PRIVATE_URLS
-    return _Policy(bool(allow_private), frozenset(allow_hosts))
+    return _Policy(bool(allow_private), frozenset(allow_hosts) | frozenset(settings.KILN_ALLOWED_PRIVATE_HOSTS))
+
+
+def _is_private(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+            or ip.is_reserved or ip.is_unspecified)
+
+
+def check_base_url(url: str) -> None:
+    """Refuse, when it is saved, a provider base URL that names a private address outright
+    (an IP literal or ``localhost``) and is not allowed. No DNS here: a name that resolves
+    to a private address is refused when a connection is made (``_CheckedBackend``)."""
+    host, port = _check_shape(url)
+    policy = _policy(None, ())
+    if policy.allow_private or f"{host}:{port}" in policy.allow_hosts:
+        return
+    if host == "localhost" or host.endswith(".localhost"):
+        private = True
+    else:
+        try:
+            private = _is_private(ipaddress.ip_address(host.split("%")[0]))
+        except ValueError:
+            return  # a name: checked at connect time
+    if private:
+        raise DownloadError(f"{host} is a private address. {PRIVATE_HINT}")
 
 
 def _checked_addresses(host: str, port: int, policy: _Policy) -> list[str]:
@@ -238,16 +277,13 @@ def _checked_addresses(host: str, port: int, policy: _Policy) -> list[str]:
     if policy.allow_private or f"{host}:{port}" in policy.allow_hosts:
         return addresses
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified):
-            raise DownloadError(f"Refusing to download from {host}: it resolves to a private address.")
+        if _is_private(ipaddress.ip_address(address.split("%")[0])):
+            raise DownloadError(f"Refusing to connect to {host}: it resolves to a private address. {PRIVATE_HINT}")
     return addresses
 
 
-# The address policy of the download running in this thread; None for provider API calls
-# (their base URLs are the operator's configuration, a gateway may well be on a private network).
-_download_policy: ContextVar[_Policy | None] = ContextVar("kiln_download_policy", default=None)
+# The address policy of the request or download running in this thread (None: no check).
+_address_policy: ContextVar[_Policy | None] = ContextVar("kiln_address_policy", default=None)
 
 
 class _CheckedBackend(httpcore.SyncBackend):
@@ -256,7 +292,7 @@ class _CheckedBackend(httpcore.SyncBackend):
     answers (DNS rebinding). TLS still verifies the certificate against the host name."""
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        policy = _download_policy.get()
+        policy = _address_policy.get()
         if policy is None:
             return super().connect_tcp(host, port, timeout, local_address, socket_options)
         error: Exception | None = None
@@ -298,7 +334,7 @@ def download(url: str, dest: IO[bytes], *, max_bytes: int, headers: dict[str, st
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DownloadError("The download did not finish before its deadline.", retryable=True)
-        token = _download_policy.set(policy)
+        token = _address_policy.set(policy)
         try:
             with client().stream("GET", url, headers=send_headers,
                                  timeout=httpx.Timeout(min(30.0, remaining), connect=10.0)) as response:
@@ -339,5 +375,5 @@ def download(url: str, dest: IO[bytes], *, max_bytes: int, headers: dict[str, st
         except httpx.TransportError as exc:
             raise DownloadError(f"The download broke off: {type(exc).__name__}.", retryable=True) from None
         finally:
-            _download_policy.reset(token)
+            _address_policy.reset(token)
     raise DownloadError("Too many redirects.")

@@ -3,7 +3,9 @@
 SSRF: ``http.download`` fetches only http(s) URLs of public addresses, checked
 after DNS resolution and again on every redirect; the sandbox on loopback is
 reachable only through the explicit setting (or one named host). A provider's
-key goes only to the provider's own host, never across a redirect.
+key goes only to the provider's own host, never across a redirect. Provider API calls
+get the same guard (a team's admin sets a key's base URL): a private address is refused
+when the key is saved and when a connection is opened, unless the operator lists it.
 Media: the type comes from magic bytes, the name from the server, and serving
 sends the exact type with ``nosniff`` and a CSP that forbids anything active.
 """
@@ -17,7 +19,7 @@ from django.urls import reverse
 
 from generations.models import Generation, Status
 from generations.providers import http
-from generations.providers.base import Credentials
+from generations.providers.base import Credentials, ProviderError
 from generations.providers.registry import get_provider
 from generations.serving import MEDIA_CSP
 from tests.engine.conftest import IMAGE, drive
@@ -180,3 +182,74 @@ def test_media_is_served_with_its_exact_type_nosniff_and_a_restrictive_csp(image
         assert response["Content-Security-Policy"] == MEDIA_CSP
         assert "script-src" not in MEDIA_CSP and "default-src 'none'" in MEDIA_CSP and "sandbox" in MEDIA_CSP
         assert response["Content-Disposition"].startswith(disposition)
+
+
+# ---------------------------------------------------------------------------
+# Provider API calls: a key's base URL is set by a team's admin, so it gets the same guard
+
+
+def _sandbox_api_calls(sandbox):
+    return [r for r in sandbox.requests() if not r["path"].startswith(("/media/", "/_control"))]
+
+
+def _guard_on(settings):
+    """The address settings are fixed for a process's life; connections are checked when they
+    are opened, so start from an empty pool as a process started with these settings would."""
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    http.reset_client()
+
+
+def test_a_key_pointing_at_a_private_address_sends_nothing_there(image_job, sandbox, settings):
+    """The key was saved while the sandbox switch was on (as a team's admin could, naming any
+    host that resolves privately); with the guard on, the submit connects nowhere and fails
+    in words, and the credits come back."""
+    _guard_on(settings)
+    before = len(_sandbox_api_calls(sandbox))
+    generation = drive(image_job.pk)
+    assert generation.status == Status.FAILED
+    assert "Refusing to connect to 127.0.0.1: it resolves to a private address." in generation.error
+    assert "KILN_ALLOWED_PRIVATE_HOSTS" in generation.error
+    assert len(_sandbox_api_calls(sandbox)) == before  # nothing reached it
+    wallet = generation.author.memberships.get(team=generation.team).wallet
+    assert wallet.reserved == 0  # released
+
+
+def test_the_operator_can_allow_one_private_host_for_a_gateway_on_their_network(image_job, sandbox, settings):
+    _guard_on(settings)
+    settings.KILN_ALLOWED_PRIVATE_HOSTS = [urlsplit(sandbox.url).netloc]
+    generation = drive(image_job.pk)
+    assert generation.status == Status.SUCCEEDED, generation.error  # the API calls and the download
+
+
+def test_a_provider_host_name_that_resolves_to_loopback_is_not_connected_to(sandbox, settings, monkeypatch):
+    import socket
+
+    _guard_on(settings)
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(
+        "127.0.0.1" if host == "gateway.internal.test" else host, *a, **k))  # the resolver: leaves the machine
+    url = sandbox.url.replace("127.0.0.1", "gateway.internal.test") + "/shark/api/v1/models"
+    with pytest.raises(ProviderError, match=r"gateway\.internal\.test: it resolves to a private address") as refused:
+        http.request("GET", url, credentials=Credentials(api_key="sk-test-0000", base_url=url))
+    assert not refused.value.retryable
+    assert not _sandbox_api_calls(sandbox)
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:8080", "http://169.254.169.254/latest", "http://10.0.0.5:3000/v1",
+                                      "http://localhost:9000", "http://[::1]:8000", "http://api.localhost"])
+def test_a_team_admin_cannot_save_a_key_naming_a_private_address(owner_client, team, settings, base_url):
+    from generations.models import ProviderKey
+
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    response = owner_client.post("/accounts/team/keys/add/", {"provider": "gateway", "label": "LAN",
+                                                              "api_key": "sk-lan-0123456789", "base_url": base_url})
+    assert response.status_code == 400
+    assert "is a private address. Kiln calls only public addresses unless the operator lists" in \
+        response.content.decode().replace("&#x27;", "'")
+    assert not ProviderKey.objects.filter(team=team).exists()
+
+    settings.KILN_ALLOWED_PRIVATE_HOSTS = [f"{urlsplit(base_url).hostname}:{urlsplit(base_url).port or 80}"]
+    response = owner_client.post("/accounts/team/keys/add/", {"provider": "gateway", "label": "LAN",
+                                                              "api_key": "sk-lan-0123456789", "base_url": base_url})
+    assert response.status_code == 302
+    assert ProviderKey.objects.get(team=team).base_url == base_url
