@@ -17,10 +17,17 @@ app.autodiscover_tasks()
 def _schedule(sender, **kwargs):
     from django.conf import settings
 
-    sender.add_periodic_task(settings.KILN_POLL_TICK_SECONDS, sender.signature("generations.tasks.poll_due"), name="poll due generations")
-    sender.add_periodic_task(60.0, sender.signature("generations.tasks.requeue_stuck"), name="requeue stuck generations")
+    # Each run expires when the next is sent: a run that waited a whole period in the queue
+    # (workers busy) is worth nothing, the next one does all its work, so a backlog of them
+    # is dropped on arrival instead of being worked through ahead of new jobs' submits.
+    tick = settings.KILN_POLL_TICK_SECONDS
+    sender.add_periodic_task(tick, sender.signature("generations.tasks.poll_due"), name="poll due generations",
+                             expires=tick)
+    sender.add_periodic_task(60.0, sender.signature("generations.tasks.requeue_stuck"), name="requeue stuck generations",
+                             expires=60.0)
     # Idempotent per month: the first run of a month tops wallets up, later runs change nothing.
-    sender.add_periodic_task(3600.0, sender.signature("accounts.tasks.monthly_allowance"), name="monthly credit allowance")
+    sender.add_periodic_task(3600.0, sender.signature("accounts.tasks.monthly_allowance"),
+                             name="monthly credit allowance", expires=3600.0)
 
 
 @after_setup_logger.connect

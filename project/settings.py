@@ -163,6 +163,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often kombu looks again when the queues are empty (its default: 1 s).
+        "polling_interval": 0.1,
     }
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
@@ -173,7 +175,11 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# One message per process on Redis (a long task never sits on messages another process could
+# run). The filesystem broker has no event loop: Celery's blocking loop acks finished tasks only
+# between waits of up to 2 s, so with one message per process a worker took about one message
+# a second, fewer than the beat's tick sends, and new jobs queued behind a growing backlog.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 8 if CELERY_BROKER_URL == "filesystem://" else 1
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {

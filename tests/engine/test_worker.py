@@ -38,16 +38,13 @@ def memory_broker():
         yield
 
 
-@pytest.fixture
-def worker(transactional_db, sandbox, settings, tmp_path):
-    redis_url = os.environ["REDIS_URL"]
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
+def _start_worker(settings, tmp_path, *, beat: bool = True, broker_url: str | None = None):
+    """A worker process on PostgreSQL and ``broker_url`` (default: the Redis of REDIS_URL;
+    "" for the embedded filesystem broker under ``tmp_path``/var, as ``make run`` has)."""
     env = {
         **os.environ,
         "DATABASE_URL": _database_url() + "?conn_max_age=0",
-        "CELERY_BROKER_URL": redis_url,
+        "CELERY_BROKER_URL": os.environ["REDIS_URL"] if broker_url is None else broker_url,
         "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "KILN_ALLOW_PRIVATE_URLS": "1",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
@@ -56,21 +53,35 @@ def worker(transactional_db, sandbox, settings, tmp_path):
         "SECRET_KEY": "worker-test-secret-key-" + "x" * 40,
         "LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "project", "worker", "-B", "-Q", "default,poll,download",
-         "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING",
-         "-s", str(tmp_path / "beat-schedule")],
+    if not env["CELERY_BROKER_URL"]:
+        del env["CELERY_BROKER_URL"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "project", "worker", *(["-B"] if beat else []),
+         "-Q", "default,poll,download", "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-l", "WARNING", "-s", str(tmp_path / "beat-schedule")],
         cwd=django_settings.BASE_DIR, env=env, start_new_session=True)
+
+
+def _stop(process) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
     try:
-        with broker(redis_url):
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def worker(transactional_db, sandbox, settings, tmp_path):
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    process = _start_worker(settings, tmp_path)
+    try:
+        with broker(os.environ["REDIS_URL"]):
             yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop(process)
 
 
 @pytest.mark.redis
@@ -143,3 +154,78 @@ def test_concurrent_poll_ticks_share_due_jobs_without_overlap(transactional_db, 
     flat = [pk for batch in claimed for pk in batch]
     assert len(flat) == len(set(flat)) == 30
     assert credits.verify() and all(c.ok for c in credits.verify())
+
+
+def _filesystem_broker(tmp_path) -> dict:
+    """The transport options ``make run``'s embedded broker has under KILN_VAR_DIR (project/settings.py)."""
+    folders = {name: tmp_path / "var" / "broker" / sub for name, sub in
+               (("data_folder_in", "queue"), ("data_folder_out", "queue"), ("processed_folder", "processed"),
+                ("control_folder", "control"))}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return {**{name: str(folder) for name, folder in folders.items()}, "store_processed": False}
+
+
+def test_poll_ticks_left_in_the_queue_are_dropped_so_a_submit_does_not_wait_behind_them(
+        transactional_db, team, sandbox, sandbox_key, settings, tmp_path):
+    """The beat sends a tick a second whether or not the workers keep up. A tick that waited
+    longer than a tick is worth nothing (the next one polls all that is due), so it expires:
+    a backlog (workers held by slow provider calls, or the embedded broker's one-second
+    fetch cycle) is thrown away on arrival instead of being worked through ahead of new
+    jobs' submits. On the embedded filesystem broker that ``make run`` uses."""
+    from project.celery import app
+    from tests.brokers import use_broker
+
+    user = make_member(team, "owner@acme.test", "owner", credits=1_000_000)
+    sandbox_key(team, "shark")
+    app.finalize(auto=True)  # the beat schedule is built then
+    tick = next(e for e in app.conf.beat_schedule.values() if e["task"] == "generations.tasks.poll_due")
+    with use_broker("filesystem://", _filesystem_broker(tmp_path)):
+        for _ in range(100):  # ticks the beat sent while the workers were busy
+            app.send_task(tick["task"], **tick["options"])
+        time.sleep(settings.KILN_POLL_TICK_SECONDS + 0.5)
+        generation = create_generation(membership=user.memberships.get(team=team), provider_id="shark",
+                                       model_id=VIDEO, operation="text-to-video", prompt="a kiln at dawn",
+                                       params={"duration": 5})
+        process = _start_worker(settings, tmp_path, beat=False, broker_url="")
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < 120:
+                generation.refresh_from_db()
+                if generation.status != Status.QUEUED:
+                    break
+                time.sleep(0.1)
+            waited = time.monotonic() - started
+        finally:
+            _stop(process)
+    assert generation.status == Status.SUBMITTED, generation.error
+    assert waited < 15, f"the submit waited {waited:.1f} s behind old ticks"
+
+
+def test_the_embedded_broker_hands_a_burst_of_submits_to_the_workers_without_a_second_s_pause_each(
+        transactional_db, team, sandbox, sandbox_key, settings, tmp_path):
+    """kombu's filesystem transport looks for messages once a second when its workers are
+    busy; at that rate a worker took about one message a second, so ``make run`` fell behind
+    its own beat. It looks every 0.1 s now: 20 submits go out in a few seconds, not 10+."""
+    from tests.brokers import use_broker
+
+    user = make_member(team, "owner@acme.test", "owner", credits=1_000_000)
+    sandbox_key(team, "shark")
+    with use_broker("filesystem://", _filesystem_broker(tmp_path)):
+        jobs = [create_generation(membership=user.memberships.get(team=team), provider_id="shark", model_id=VIDEO,
+                                  operation="text-to-video", prompt=f"kiln {n}", params={"duration": 5})
+                for n in range(20)]
+        process = _start_worker(settings, tmp_path, beat=False, broker_url="")
+        left = {g.pk: None for g in jobs}
+        try:
+            deadline = time.monotonic() + 90
+            while any(t is None for t in left.values()) and time.monotonic() < deadline:
+                for pk in Generation.objects.filter(pk__in=left).exclude(status=Status.QUEUED).values_list(
+                        "pk", flat=True):
+                    left[pk] = left[pk] or time.monotonic()
+                time.sleep(0.05)
+        finally:
+            _stop(process)
+    assert all(left.values()), "some submits never went out"
+    spread = max(left.values()) - min(left.values())
+    assert spread < 5, f"20 submits took {spread:.1f} s to go out"
