@@ -193,6 +193,49 @@ def test_errors_show_in_the_form_before_anything_is_spent(member_page, sandbox_k
     assert not page.problems, page.problems
 
 
+def test_enter_in_a_field_generates_again_after_the_first_result(member_page, sandbox_key, team, owner, sandbox):
+    """After a submit the form comes back through htmx. Its no-JS "Use this model" fallback
+    (a <noscript> submit button) must not come back live: Enter would press it and GET the
+    whole page, token and prompt in the URL, into the results grid."""
+    sandbox_key(team, "shark")
+    page = member_page
+    page.goto("/")
+    choose_model(page, GPT_IMAGE, "quality")
+    page.fill("#id_prompt", "A paper lantern")
+    page.click(".studio-submit")
+    page.wait_for_selector("#gallery-grid [data-card]")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#studio-form noscript, #studio-form button[formmethod=get]").count() == 0
+
+    page.fill("#id_prompt", "A paper lantern, at night")
+    page.focus("#id_n")
+    page.keyboard.press("Enter")
+    expect(page.locator("#gallery-grid [data-card]")).to_have_count(2)
+    page.wait_for_load_state("networkidle")
+    assert "csrfmiddlewaretoken" not in page.url and "prompt=" not in page.url
+    assert page.locator("#gallery-grid header, #gallery-grid #studio-form").count() == 0
+    assert sorted(Generation.objects.values_list("prompt__text", flat=True)) == [
+        "A paper lantern", "A paper lantern, at night"]
+    assert not page.problems, page.problems
+
+
+def test_a_resized_prompt_box_comes_back_without_a_csp_violation(member_page, sandbox_key, team, owner, sandbox):
+    """Dragging a textarea's corner gives it a style attribute; htmx used to copy such
+    attributes onto the swapped-in form while it settled, which the CSP (no inline styles)
+    refuses, with a console error per field and per submit."""
+    sandbox_key(team, "shark")
+    page = member_page
+    page.goto("/")
+    choose_model(page, GPT_IMAGE, "quality")
+    page.fill("#id_prompt", "A paper lantern")
+    page.evaluate("() => { document.querySelector('#id_prompt').style.height = '220px'; }")  # as a drag does
+    page.click(".studio-submit")
+    page.wait_for_selector("#gallery-grid [data-card]")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)  # past htmx's settle delay
+    assert not page.problems, page.problems
+
+
 def test_the_model_and_mode_are_locked_while_a_submit_is_in_flight(member_page, sandbox_key, team, owner, sandbox):
     """Changing the model while the POST is out would be undone by its answer (which re-renders the
     form for the submitted model): the picker and the button are disabled until the answer is in."""
