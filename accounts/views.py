@@ -105,7 +105,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
     except services.MembershipError as exc:
         form.add_error(None, str(exc))
         return _render_members(request, membership, form=form, status=400)
-    messages.success(request, f"{added.membership.user.email} is now a {added.membership.get_role_display().lower()} "
+    messages.success(request, f"{added.membership.user.email} is now {_a(added.membership.get_role_display())} "
                               f"of {membership.team.name}.")
     if added.set_password_path:
         # Shown once, on this response only: the admin passes it on to the new member.
@@ -114,6 +114,12 @@ def member_add(request: HttpRequest) -> HttpResponse:
         messages.info(request, "They have not chosen a password yet. The link to choose one went to whoever "
                                "invited them first; an operator can also set one (manage.py changepassword).")
     return redirect("accounts:members")
+
+
+def _a(role_label: str) -> str:
+    """ "an admin", "a member", "an owner"."""
+    word = role_label.lower()
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def _target(membership: Membership, public_id) -> Membership:
@@ -134,7 +140,7 @@ def member_role(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     except services.MembershipError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{target.user.email} is now a {Role(form.cleaned_data['role']).label.lower()}.")
+        messages.success(request, f"{target.user.email} is now {_a(Role(form.cleaned_data['role']).label)}.")
     return redirect("accounts:members")
 
 

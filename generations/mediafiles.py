@@ -84,7 +84,7 @@ def describe_head(head: bytes) -> str:
         return "a ZIP archive"
     if head.startswith(b"%PDF"):
         return "a PDF document"
-    return "not an image or video Kiln accepts"
+    return "a file in another format"
 
 
 @dataclass

@@ -175,6 +175,7 @@ def test_an_owner_changes_a_role(owner_client, teammate):
     assert response.status_code == 302
     membership.refresh_from_db()
     assert membership.role == Role.ADMIN
+    assert f"{teammate.email} is now an admin." in owner_client.get(response["Location"]).content.decode()
 
 
 def test_demoting_the_last_owner_is_refused_with_a_clear_message(owner_client, owner):

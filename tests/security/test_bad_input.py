@@ -45,6 +45,8 @@ def huge_png() -> bytes:
 
 BAD_FILES = {
     "html named .png": (b"<!doctype html><html><script>alert(1)</script></html>", "not a PNG, JPEG, WebP or GIF"),
+    "unknown bytes named .png": (b"\x00\x13\x37 no format anyone knows" * 4,
+                                 "is a file in another format, not a PNG, JPEG, WebP or GIF image"),
     "zip bomb png": (bomb_png(), "pixels"),
     "empty file": (b"", "empty"),
     "10000x10000 image": (None, "10000x10000 pixels"),
