@@ -380,12 +380,25 @@ def submit(pk: int) -> str:
     return "submitted"
 
 
+def refusal_message(name: str, exc: ProviderError) -> str:
+    """The provider's own words, and when it refused the team's key, what a person can do."""
+    words = exc.message or f"{name} refused the job."
+    if exc.status_code == 401:
+        return (f"{name} did not accept this team's API key: {words} "
+                "A team admin can replace the key under Team → Provider keys.")
+    if exc.status_code == 402:
+        return f"{name} says the account behind this team's API key cannot pay for this: {words}"
+    if exc.status_code == 403:
+        return f"{name} does not allow this team's API key to do this: {words}"
+    return words
+
+
 def _submit_error(generation: Generation, exc: ProviderError, claimed_at: datetime, model: ModelSpec) -> str:
     pk = generation.pk
     name = provider_name(generation.provider)
     _touch_key(generation.provider_key_id, exc.message)
     if not exc.retryable:
-        _fail(pk, Status.QUEUED, exc.message or f"{name} refused the job.")
+        _fail(pk, Status.QUEUED, refusal_message(name, exc))
         return "refused"
     if not _known_not_sent(exc):
         mark_lost(pk, claimed_at, f"ambiguous submit error: {exc.message}")

@@ -3,6 +3,7 @@ backoff, poison jobs, downloads — and the ledger after each."""
 
 import hashlib
 import io
+import json
 import time
 from datetime import timedelta
 
@@ -130,6 +131,30 @@ def test_an_answer_lost_after_the_provider_accepted_is_not_resent(make, sandbox)
     generation.refresh_from_db()
     assert submissions(sandbox) == 1
     assert (generation.status, generation.needs_review) == (Status.EXPIRED, True)
+    assert_ledger_consistent()
+
+
+@pytest.mark.parametrize(("status", "words", "context"), [
+    (401, "Invalid API key provided.", "did not accept this team's API key: Invalid API key provided. "
+                                       "A team admin can replace the key under Team → Provider keys."),
+    (402, "Insufficient credits.", "says the account behind this team's API key cannot pay for this: "
+                                   "Insufficient credits."),
+    (403, "This key may not use this model.", "does not allow this team's API key to do this: "
+                                             "This key may not use this model."),
+])
+def test_a_refused_key_fails_the_job_in_the_provider_s_words_and_says_what_to_do(make, sandbox, membership, status,
+                                                                                 words, context):
+    sandbox.fault(r"^/shark/api/v1/videos$", method="POST", status=status,
+                  body=json.dumps({"error": {"message": words, "type": "auth_error"}}),
+                  headers={"Content-Type": "application/json"})
+    generation = make()
+    assert engine.submit(generation.pk) == "refused"
+    generation.refresh_from_db()
+    assert generation.status == Status.FAILED
+    assert generation.error == f"Shark AI {context}"
+    assert generation.provider_key.last_error == words  # the key's page shows the raw answer
+    membership.wallet.refresh_from_db()
+    assert membership.wallet.reserved == 0  # released
     assert_ledger_consistent()
 
 
