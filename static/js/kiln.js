@@ -45,7 +45,7 @@
   // htmx parses the HTML it swaps in as if scripting were off, so a <noscript> fallback in
   // it turns into live markup: the studio's no-JS "Use this model" button became the form's
   // first submit button, and Enter in a field pressed it (a GET of the whole page into the
-  // results). This page runs JavaScript: such fallbacks go as they arrive.
+  // results). Scripts run on this page, so such fallbacks go as they arrive.
   document.addEventListener("htmx:load", function (event) {
     var root = event.detail && event.detail.elt;
     if (root && root.querySelectorAll) {
