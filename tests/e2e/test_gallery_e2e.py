@@ -278,3 +278,55 @@ def test_the_header_is_two_rows_on_a_small_phone(member_page, team, width):
     assert nav["y"] + nav["height"] <= min(centres)  # the sections above, not beside
     assert page.locator("header.topbar").bounding_box()["height"] < 90
     shot(page, f"phone-header-{width}")
+
+
+def test_the_card_menu_of_the_left_column_stays_on_a_phone_screen(member_page, team, owner, teammate):
+    """The "⋯" menu of a card in the left column used to open off the left edge of a phone."""
+    page = member_page
+    fill_gallery(team, owner, teammate, count=6)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/gallery/")
+    cards = page.locator("#gallery-grid article.gcard")
+    left = min((cards.nth(i) for i in range(cards.count())), key=lambda c: c.bounding_box()["x"])
+    left.scroll_into_view_if_needed()
+    left.locator(".card-menu > summary").click()
+    menu = left.locator(".card-menu .menu")
+    menu.get_by_text("Details").wait_for()
+    box = menu.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    for item in ("Details", "Remix", "Archive", "Delete"):
+        item_box = menu.get_by_text(item, exact=True).bounding_box()
+        assert item_box["x"] >= 0 and item_box["x"] + item_box["width"] <= 390, (item, item_box)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    shot(page, "phone-card-menu-left")
+    assert problems(page) == []
+
+
+@pytest.mark.parametrize("width", [360, 390])
+def test_the_team_and_share_tables_fit_a_phone(member_page, team, owner, teammate, width):
+    """Members, provider keys, share links and credits: the page never scrolls sideways on a
+    phone, and each row's action buttons are on the screen."""
+    from generations import sharing
+    from generations.models import ProviderKey
+
+    page = member_page
+    made = fill_gallery(team, owner, teammate, count=4)
+    for i, provider in enumerate(["shark", "shark"]):
+        key = ProviderKey(team=team, provider=provider, label=f"Production key {i}", is_active=bool(i),
+                          base_url=f"https://api.{provider}.example/v1/a-rather-long/path/{i}")
+        key.set_api_key(f"sk-live-{provider}-{i:04d}")
+        key.save()
+    membership = owner.memberships.get(team=team)
+    sharing.create_share(membership, made[:3], title="Preview for the client, take two")
+    page.set_viewport_size({"width": width, "height": 800})
+    for path, action in [("/accounts/team/", "Remove"), ("/accounts/team/keys/", "Delete"),
+                         ("/shares/", "Revoke"), ("/accounts/team/credits/", "Ledger")]:
+        page.goto(path)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width, path
+        buttons = page.get_by_text(action, exact=True)
+        assert buttons.count() > 0, (path, action)
+        for i in range(buttons.count()):
+            box = buttons.nth(i).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (path, action, box)
+        shot(page, f"phone-{width}-{path.strip('/').replace('/', '-')}")
+    assert problems(page) == []
