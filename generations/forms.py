@@ -58,24 +58,27 @@ def find_entry(catalog: Sequence, provider_id: str, model_id: str):
     return next((e for e in catalog if e.provider_id == provider_id and e.model.id == model_id), None)
 
 
+def modes_taking(spec: ModelSpec, role: str) -> list[str]:
+    """The operations of ``spec`` with an input slot for ``role``, in the model's order. A slot
+    counts only for the operations it applies to: a model may declare a reference slot for a
+    reference-to-video mode it does not offer."""
+    return [op for op in spec.operations if any(slot.role == role for slot in spec.inputs_for(op))]
+
+
 def default_entry(catalog: Sequence, *, kind: str = Kind.IMAGE, role: str | None = None):
-    """The model the studio opens with: the first one taking ``role`` as an input
-    when one is given (use-as-input), else the first image model, else the first."""
+    """The model the studio opens with: with ``role`` (use-as-input), the first one that has a
+    mode taking it (None if none has); else the first image model, else the first."""
     if role:
-        for entry in catalog:
-            if any(slot.role == role for slot in entry.model.inputs):
-                return entry
+        return next((e for e in catalog if modes_taking(e.model, role)), None)
     return next((e for e in catalog if e.model.kind == kind), None) or (catalog[0] if catalog else None)
 
 
 def choose_operation(spec: ModelSpec, wanted: str | None, *, role: str | None = None) -> str:
-    if wanted in spec.operations:
-        return wanted
-    if role:
-        for operation in spec.operations:
-            if any(slot.role == role for slot in spec.inputs_for(operation)):
-                return operation
-    return spec.operations[0]
+    """With ``role``: ``wanted`` if it takes that input, else the first mode that does. Then
+    ``wanted`` if the model offers it, else the model's first mode."""
+    if role and (modes := modes_taking(spec, role)):
+        return wanted if wanted in modes else modes[0]
+    return wanted if wanted in spec.operations else spec.operations[0]
 
 
 def catalog_groups(catalog: Sequence) -> list[tuple[str, list[tuple[str, str]]]]:

@@ -48,7 +48,7 @@ def provider_name(provider_id: str) -> str:
 
 _ZERO = str(uuid.UUID(int=0))
 _LINKS = frozenset({"detail", "card_status", "cancel", "favourite", "archive", "restore", "delete", "retry",
-                    "media", "thumbnail", "download"})
+                    "media", "thumbnail", "download", "share_create"})
 
 
 @cache
@@ -87,6 +87,7 @@ class CardInfo:
     cancel_help: str          # why there is no cancel button, once it is with a provider that cannot
     can_retry: bool
     can_delete: bool          # this member may, and it has ended with nothing held (see gallery.delete_generation)
+    can_share: bool           # what sharing.create_share allows: the member's team's, and succeeded
     since: dt.datetime        # what the elapsed time counts from (creation)
     elapsed: str
     state: str                # changes whenever what the card shows changes
@@ -175,6 +176,7 @@ def card_info(g: Generation, membership) -> CardInfo:
         cancel_help=(provider.cancel_help if provider and not supports_cancel and g.status in IN_FLIGHT else ""),
         can_retry=g.status in RETRYABLE,
         can_delete=may_manage and not pending and not g.needs_review,
+        can_share=bool(membership) and membership.team_id == g.team_id and g.status == Status.SUCCEEDED,
         since=g.created, elapsed=duration_text((end - g.created).total_seconds()),
         state=state_token(g),
     )

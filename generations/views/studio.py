@@ -37,6 +37,7 @@ from generations.forms import (
     default_entry,
     find_entry,
     model_value,
+    modes_taking,
     split_model_value,
 )
 from generations.gallery import GalleryFilters, card_queryset, gallery_page
@@ -75,10 +76,18 @@ def studio(request: HttpRequest) -> HttpResponse:
         initial.update(_remix_initial(remix))
 
     entry = find_entry(catalog, provider_id, model_id) if model_id else None
-    if entry is None:
+    notice = ""
+    if role and not remix_id and (entry is None or not modes_taking(entry.model, role)):
+        # "Use as reference/first frame/...": open a model with a mode that takes that input.
         entry = default_entry(catalog, role=role)
+        if entry is None:
+            notice = (f"None of the models available to your team takes a {InputRole(role).label.lower()} "
+                      "as an input, so the file you chose was not picked.")
+            role = None
+    entry = entry or default_entry(catalog)
     operation = choose_operation(entry.model, wanted_operation, role=role)
     form = StudioForm(entry=entry, operation=operation, catalog=catalog, membership=membership, initial=initial)
+    form.notice = notice or form.notice
     if role:
         _prefill_input(form, role, query.get(role))
     if remix_id and (provider_id, model_id) != (entry.provider_id, entry.model.id):

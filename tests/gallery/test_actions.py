@@ -225,3 +225,43 @@ def test_undo_after_archiving_brings_the_card_back(owner_client, image):
     assert f'<article id="card-{image.public_id}" class="gcard' in response.text
     image.refresh_from_db()
     assert not image.archived
+
+
+# ---------------------------------------------------------------------------
+# Share, from the result's page and from the card's menu
+
+
+def test_the_detail_page_of_a_finished_result_offers_share_with_it_preselected(owner_client, image):
+    share_url = url("share_create", image)
+    page = owner_client.get(url("detail", image)).text
+    actions = page.split('class="detail-actions"', 1)[1].split("</div>", 1)[0]
+    assert f'<a class="button secondary" href="{share_url}">Share</a>' in actions
+
+    form = owner_client.get(share_url)
+    assert form.status_code == 200
+    assert f'action="{share_url}"' in form.text  # the form shares this very result
+    assert "Create share link" in form.text
+
+
+@pytest.mark.parametrize("status", [Status.RUNNING, Status.FAILED])
+def test_a_result_that_has_not_succeeded_offers_no_share(owner_client, team, owner, status):
+    g = make_generation(team, owner, status=status)
+    page = owner_client.get(url("detail", g)).text
+    assert url("share_create", g) not in page
+    assert ">Share</a>" not in page
+    assert url("share_create", g) not in owner_client.get(reverse("generations:gallery")).text
+
+
+def test_the_card_menu_offers_share_for_a_succeeded_result(owner_client, image, video):
+    page = owner_client.get(reverse("generations:gallery")).text
+    for g in (image, video):
+        card = page.split(f'<article id="card-{g.public_id}"', 1)[1].split("</article>", 1)[0]
+        menu = card.split('<div class="menu">', 1)[1]
+        assert f'<a href="{url("share_create", g)}">Share</a>' in menu
+
+
+def test_the_shares_page_empty_state_names_only_ways_that_exist(owner_client):
+    page = owner_client.get(reverse("generations:share_list")).text
+    assert "No share links yet." in page
+    assert "select several" not in page
+    assert "“Share”" in page and "⋯ menu" in page

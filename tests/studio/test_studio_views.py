@@ -269,6 +269,66 @@ def test_use_as_first_frame_opens_an_image_to_video_model_with_the_image_picked(
     assert reverse("generations:thumbnail", args=[gallery_image.public_id]) in html
 
 
+def _operation(html: str) -> str:
+    """The mode the studio form is in: the checked radio, or the hidden field of a one-mode model."""
+    found = re.search(r'type="hidden" name="operation" value="([^"]+)"|name="operation" value="([^"]+)" checked', html)
+    return found.group(1) or found.group(2) if found else ""
+
+
+def _card_menu_link(html: str, media_public_id, label: str) -> str:
+    """The href of a card's ⋯ menu item that uses ``media_public_id``, as a browser would follow it."""
+    found = re.search(rf'<a href="([^"]*={media_public_id})">{re.escape(label)}</a>', html)
+    assert found, f"no {label!r} item in the card menu"
+    return found.group(1).replace("&amp;", "&")
+
+
+def test_use_as_reference_from_a_card_opens_a_model_that_takes_references(owner_client, gallery_image, every_provider):
+    gallery = owner_client.get(reverse("generations:gallery")).content.decode()
+    response = owner_client.get(_card_menu_link(gallery, gallery_image.public_id, "Use as reference"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    # Not a Vidu Q3 Pro: those declare a reference slot but have no reference-to-video mode.
+    assert re.search(r'<option value="gateway:viduq3p-mix-\d+p" selected', html)
+    assert _operation(html) == "reference-to-video"
+    assert 'id="slot-reference"' in html
+    assert f'name="reference_media" value="{gallery_image.public_id}"' in html
+    assert "takes no such input" not in html
+
+
+def test_use_as_reference_keeps_a_model_that_takes_references(owner_client, gallery_image, every_provider):
+    response = owner_client.get(STUDIO, {"model": "gateway:viduq3p-mix-720p", "reference": str(gallery_image.public_id)})
+    html = response.content.decode()
+    assert '<option value="gateway:viduq3p-mix-720p" selected' in html
+    assert _operation(html) == "reference-to-video"
+    assert f'name="reference_media" value="{gallery_image.public_id}"' in html
+
+
+def test_use_as_reference_says_plainly_when_no_model_of_the_team_takes_one(owner_client, gallery_image, shark,
+                                                                             sandbox_key, team):
+    sandbox_key(team, "gateway", models_override="viduq3p-1080p")  # no mix model: no reference-to-video
+    response = owner_client.get(STUDIO, {"reference": str(gallery_image.public_id)})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "None of the models available to your team takes a reference image" in html
+    assert 'name="reference_media"' not in html
+
+
+@pytest.mark.parametrize(("label", "role", "operation"), [
+    ("Animate (first frame)", "first_frame", {"image-to-video"}),
+    ("Edit this video", "source_video", {"video-edit"}),
+])
+def test_every_use_as_item_lands_on_a_model_and_mode_taking_that_input(owner_client, team, owner, every_provider,
+                                                                        label, role, operation):
+    from tests.studio.conftest import make_gallery_media
+
+    media = make_gallery_media(team, owner, kind="video" if role == "source_video" else "image")
+    gallery = owner_client.get(reverse("generations:gallery")).content.decode()
+    html = owner_client.get(_card_menu_link(gallery, media.public_id, label)).content.decode()
+    assert _operation(html) in operation
+    assert f'id="slot-{role}"' in html
+    assert f'name="{role}_media" value="{media.public_id}"' in html
+
+
 def test_a_gallery_image_can_be_the_first_frame(owner_client, gallery_image, shark):
     data = form_data(model=WAN, operation="image-to-video", first_frame_media=str(gallery_image.public_id))
     response = owner_client.post(GENERATE, data, headers=HTMX)
