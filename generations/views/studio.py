@@ -77,6 +77,9 @@ def studio(request: HttpRequest) -> HttpResponse:
 
     entry = find_entry(catalog, provider_id, model_id) if model_id else None
     notice = ""
+    if model_id and entry is None and not remix_id:
+        # A bookmarked or shared studio link whose model this team cannot use (now).
+        notice = "That model is not available to your team (no active key for its provider serves it); pick another."
     if role and not remix_id and (entry is None or not modes_taking(entry.model, role)):
         # "Use as reference/first frame/...": open a model with a mode that takes that input.
         entry = default_entry(catalog, role=role)

@@ -49,6 +49,19 @@ def test_the_studio_offers_the_teams_models_grouped_by_provider_and_kind(owner_c
     assert 'id="gallery-grid"' in html
 
 
+def test_a_studio_link_to_a_model_the_team_cannot_use_says_so(owner_client, every_provider):
+    """A bookmarked /?model=… whose provider key was disabled: another model, and why."""
+    shark = next(key for key in every_provider if key.provider == "shark")
+    shark.is_active = False
+    shark.save(update_fields=["is_active"])
+    html = owner_client.get(STUDIO, {"model": GPT_IMAGE}).content.decode()
+    assert "That model is not available to your team" in html
+    assert f'value="{GPT_IMAGE}" selected' not in html
+    shark.is_active = True
+    shark.save(update_fields=["is_active"])
+    assert "not available to your team" not in owner_client.get(STUDIO, {"model": GPT_IMAGE}).content.decode()
+
+
 def test_the_fieldset_swaps_per_model(owner_client, shark):
     image = owner_client.get(FIELDS, {"model": GPT_IMAGE}, headers=HTMX)
     video = owner_client.get(FIELDS, {"model": WAN}, headers=HTMX)
