@@ -238,6 +238,7 @@ class StudioForm(forms.Form):
         self.catalog = catalog
         self.membership = membership
         self.params: dict[str, Any] = {}
+        self.estimate_skipped: list[str] = []   # set by estimate_params()
         self.picked_media: dict[str, list[Media]] = {}
         self.compare_entries: list = []
         self.remix: Generation | None = None
@@ -435,8 +436,10 @@ class StudioForm(forms.Form):
 
     def estimate_params(self) -> dict[str, Any]:
         """Best-effort parameters for the estimate of a form being filled in:
-        each value the schema accepts, the default for the others."""
+        each value the schema accepts, the default for the others. The labels of the
+        fields whose value it refused go to ``estimate_skipped`` (the estimate says so)."""
         values = {}
+        self.estimate_skipped = []
         data = self.data if self.is_bound else {k: v for k, v in self.initial.items() if v is not None}
         for name in self.param_names:
             field = self.fields[name]
@@ -447,6 +450,7 @@ class StudioForm(forms.Form):
                 value = field.param.clean(raw)
             except ValueError:
                 value = None
+                self.estimate_skipped.append(str(field.label))
             if value is not None:
                 values[name] = value
         return _with_defaults(self.spec, self.operation, values)

@@ -406,7 +406,7 @@ def _estimate_context(membership: Membership, form: StudioForm) -> dict[str, Any
     available = _balance(membership)
     return {"estimate_credits": credits, "estimate_credits_text": f"{credits:,}",
             "estimate_usd": f"{credits / CREDITS_PER_USD:.{2 if credits == 0 or credits >= 100 else 4}f}",
-            "estimate_models": len(entries),
+            "estimate_models": len(entries), "estimate_skipped": form.estimate_skipped,
             "available": available, "available_text": f"{max(available, 0):,}", "affordable": credits <= available}
 
 

@@ -122,6 +122,14 @@ def test_the_estimate_follows_the_parameters(owner_client, shark):
     assert 0 < flux < 100 and f"(≈ ${flux / 10_000:.4f})" in cheap.content.decode()  # not "$0.00"
 
 
+def test_the_estimate_says_which_values_it_could_not_count(owner_client, shark):
+    """A value the form will refuse is not silently priced as the default."""
+    fine = owner_client.get(ESTIMATE, {"model": WAN, "duration": "5"}, headers=HTMX).content.decode()
+    assert "Not valid yet" not in fine
+    html = owner_client.get(ESTIMATE, {"model": WAN, "duration": "99999999999999999999"}, headers=HTMX)
+    assert "Not valid yet: Duration" in html.content.decode() and "(its default is counted)" in html.content.decode()
+
+
 # ---------------------------------------------------------------------------
 # Submitting
 
