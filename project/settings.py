@@ -156,18 +156,11 @@ SECURE_CSP = {
 # Celery: the broker only carries wake-ups; the database is the source of truth.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", f"filesystem://{VAR_DIR / 'broker'}")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = Path(CELERY_BROKER_URL.removeprefix("filesystem://"))
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-        # How often kombu looks again when the queues are empty (its default: 1 s).
-        "polling_interval": 0.1,
-    }
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    # The embedded broker: kombu's filesystem transport made safe between processes. Importing
+    # project.broker makes it the transport of every filesystem:// URL in Kiln's processes.
+    from project import broker as _broker
+
+    CELERY_BROKER_TRANSPORT_OPTIONS = _broker.transport_options(Path(CELERY_BROKER_URL.removeprefix("filesystem://")))
     CELERY_BROKER_URL = "filesystem://"
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
