@@ -20,7 +20,8 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py demo
-	PORT=$(PORT) $(BIN)/python manage.py runkiln
+	@# exec: make's SIGTERM (kill <pid of make>) then reaches runkiln, not a shell that would leave it running.
+	PORT=$(PORT) exec $(BIN)/python manage.py runkiln
 
 test: $(STAMP)
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0

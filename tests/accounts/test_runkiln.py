@@ -1,4 +1,5 @@
-"""`make run`'s supervisor: prefixed output, Ctrl-C stops everything, one death stops all."""
+"""`make run`'s supervisor: prefixed output, Ctrl-C or SIGTERM stops everything, a child that dies is
+started again, one that keeps crashing stops all."""
 
 import io
 import os
@@ -33,42 +34,87 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_child_that_dies_stops_the_others_and_the_supervisor_fails():
+def _run_script(script: str):
+    return subprocess.Popen([PY, "-c", textwrap.dedent(script)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _read_until(proc, text: str, seen: list[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    for line in proc.stdout:
+        seen.append(line)
+        if text in line or time.monotonic() > deadline:
+            break
+    assert text in "".join(seen), "".join(seen)
+
+
+def _started_pids(text: str) -> list[int]:
+    return [int(line.split("(pid ")[1].split(")")[0]) for line in text.splitlines() if "| started " in line]
+
+
+def test_a_child_that_dies_is_restarted_with_its_status_and_last_lines_and_the_others_keep_running():
+    proc = _run_script("""
+        import sys
+        from accounts.supervisor import Child, Supervisor
+        flaky = "import sys, time; print('flaky says goodbye', flush=True); time.sleep(0.3); sys.exit(3)"
+        children = [Child("steady", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]),
+                    Child("flaky", [sys.executable, "-c", flaky])]
+        sys.exit(Supervisor(children, grace=5).run())
+    """)
+    seen: list[str] = []
+    try:
+        _read_until(proc, "restarting flaky in 2 s", seen)  # the second crash: the backoff doubled
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = "".join(seen) + rest
+    assert proc.returncode == 0, text
+    assert "flaky exited unexpectedly (status 3). Its last lines:" in text
+    assert "kiln   |     flaky says goodbye" in text  # its last lines, again, beside the verdict
+    assert "restarting flaky in 1 s (1 crash(es) within 60 s; 5 stop Kiln)." in text
+    assert text.count("started flaky") >= 2 and text.count("started steady") == 1
+    assert not any(_alive(pid) for pid in _started_pids(text))
+
+
+def test_a_child_that_keeps_crashing_stops_everything_and_the_supervisor_fails():
     out = io.StringIO()
     supervisor = Supervisor([
         Child("steady", [PY, "-c", "import time; print('up', flush=True); time.sleep(60)"]),
-        Child("flaky", [PY, "-c", "import sys, time; print('starting', flush=True); time.sleep(0.5); sys.exit(3)"]),
-    ], out=out, grace=5)
+        Child("flaky", [PY, "-c", "import sys; print('starting', flush=True); sys.exit(3)"]),
+    ], out=out, grace=5, crash_limit=3, max_backoff=0.2)
     started = time.monotonic()
     assert supervisor.run() == 1
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20
     text = out.getvalue()
     assert "steady | up" in text
-    assert "flaky  | starting" in text
-    assert "flaky exited with status 3; stopping the others." in text
+    assert text.count("flaky  | starting") == 3
+    assert "flaky crashed 3 times within 60 s; stopping everything." in text
     assert all(c.process.poll() is not None for c in supervisor.children)
 
 
 def test_a_child_that_ignores_interrupts_is_terminated_in_the_end():
     stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
     supervisor = Supervisor([Child("stubborn", [PY, "-c", stubborn]),
-                             Child("quitter", [PY, "-c", "import time; time.sleep(1)"])], out=io.StringIO(), grace=1)
+                             Child("quitter", [PY, "-c", "import time; time.sleep(0.5)"])], out=io.StringIO(), grace=1,
+                            crash_limit=1)
     assert supervisor.run() == 1
     assert supervisor.children[0].process.returncode == -signal.SIGTERM
 
 
-SCRIPT = textwrap.dedent("""
+SCRIPT = """
     import sys
     from accounts.supervisor import Child, Supervisor
     children = [Child(f"c{i}", [sys.executable, "-c",
         "import time; print('pid-here', flush=True); time.sleep(60)"]) for i in range(2)]
     sys.exit(Supervisor(children, grace=5).run())
-""")
+"""
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_stops_every_child_and_exits_0(sig):
-    proc = subprocess.Popen([PY, "-c", SCRIPT], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _run_script(SCRIPT)
     pids = []
     for line in proc.stdout:
         if "started c" in line:
@@ -81,6 +127,26 @@ def test_ctrl_c_or_sigterm_stops_every_child_and_exits_0(sig):
     assert proc.returncode == 0, rest
     assert f"{signal.Signals(sig).name} received; stopping." in rest
     assert not any(_alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_children_are_starting_stops_them_all_and_exits_0(sig):
+    """Before every child is ready (or while one waits to be started again) a stop is a stop."""
+    proc = _run_script("""
+        import sys
+        from accounts.supervisor import Child, Supervisor
+        slow = "import time; print('warming up', flush=True); time.sleep(60)"
+        children = [Child(f"c{i}", [sys.executable, "-c", slow], ready="never says so") for i in range(3)]
+        sys.exit(Supervisor(children, grace=5, on_started=lambda: print("ALL READY", flush=True)).run())
+    """)
+    seen: list[str] = []
+    _read_until(proc, "started c0", seen)
+    proc.send_signal(sig)
+    rest = proc.communicate(timeout=30)[0]
+    text = "".join(seen) + rest
+    assert proc.returncode == 0, text
+    assert f"{signal.Signals(sig).name} received; stopping." in text and "ALL READY" not in text
+    assert not any(_alive(pid) for pid in _started_pids(text))
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -143,6 +209,50 @@ def test_runkiln_serves_kiln_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert f"{name} stopped (status 0)." in text
     pids = [int(line.split("(pid ")[1].split(")")[0]) for line in text.splitlines() if "| started " in line]
     assert len(pids) == 4 and not any(_alive(pid) for pid in pids)
+
+
+def test_make_run_starts_a_killed_worker_again_and_sigterm_to_make_stops_everything(tmp_path):
+    """What an operator does: ``make run``, a worker killed from outside (the OOM killer, say)
+    comes back on its own, and ``kill <pid of make>`` (what systemd or a container runtime
+    sends) stops every process; make used to die alone and leave ten processes running."""
+    import socket
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    port = free_port()
+    env = {**os.environ, "KILN_VAR_DIR": str(tmp_path), "PORT": str(port),
+           "KILN_SANDBOX_URL": f"http://127.0.0.1:{free_port()}", "KILN_MANIFEST_STATIC": "0"}
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "MAKEFLAGS", "MAKELEVEL"):
+        env.pop(name, None)
+    proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen: list[str] = []
+    try:
+        _read_until(proc, "Kiln is running: open", seen, seconds=180)
+        downloads = next(pid for line in seen if "started downloads (pid " in line
+                         for pid in [int(line.split("(pid ")[1].split(")")[0])])
+        os.kill(downloads, signal.SIGKILL)
+        _read_until(proc, "started downloads", seen)
+        _read_until(proc, " ready.", seen)  # the others said so long ago: this is the new one
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
+            assert response.status == 200
+        proc.send_signal(signal.SIGTERM)  # to make alone, as `kill <pid>` does
+        rest = proc.communicate(timeout=90)[0]  # the output ends when every process holding it has
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=30)
+    text = "".join(seen) + rest
+    assert "downloads exited unexpectedly (signal SIGKILL)" in text, text[-3000:]
+    assert "restarting downloads in 1 s" in text
+    assert "SIGTERM received; stopping." in text, text[-3000:]
+    for name in ("sandbox", "web", "worker", "downloads"):
+        assert f"{name} stopped (status 0)." in text, text[-3000:]
+    pids = _started_pids(text)
+    assert len(pids) == 5 and not any(_alive(pid) for pid in pids)
 
 
 @pytest.mark.parametrize("taken", ["web", "sandbox", "same"])

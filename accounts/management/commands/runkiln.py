@@ -2,8 +2,9 @@
 
 Starts the sandbox providers, the web server (gunicorn), a Celery worker with an
 embedded beat (queues ``default`` and ``poll``) and a download worker (queue
-``download``, a pool of threads), each line of their output prefixed with its name. Ctrl-C stops
-all of them; if one dies, the others are stopped and the command exits 1.
+``download``, a pool of threads), each line of their output prefixed with its name. Ctrl-C or
+SIGTERM stops all of them and exits 0; one that dies is started again after a backoff, and only
+one that keeps crashing stops everything (exit 1). See accounts.supervisor.
 The web server listens on 127.0.0.1:$PORT (default 8000); the sandbox on the
 port of KILN_SANDBOX_URL.
 """
@@ -12,7 +13,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -26,15 +26,18 @@ from project.env import envint
 def kiln_children(port: int, sandbox_port: int) -> list[Child]:
     python = sys.executable
     return [
-        Child("sandbox", [python, "-m", "generations.sandbox", "--port", str(sandbox_port)]),
+        Child("sandbox", [python, "-m", "generations.sandbox", "--port", str(sandbox_port)],
+              ready="Kiln sandbox on"),
         Child("web", [python, "-m", "gunicorn", "project.wsgi", "-c", str(settings.BASE_DIR / "gunicorn.conf.py"),
                       "-b", f"127.0.0.1:{port}", "-w", "2",
-                      "--threads", "4", "--graceful-timeout", "5"]),
+                      "--threads", "4", "--graceful-timeout", "5"], ready="Booting worker"),
         Child("worker", [python, "-m", "celery", "-A", "project", "worker", "-B", "-Q", "default,poll",
-                         "-c", "2", "-n", "poll@%h", "--loglevel", "INFO"], stop_signal=signal.SIGTERM),  # warm shutdown
+                         "-c", "2", "-n", "poll@%h", "--loglevel", "INFO"],
+              stop_signal=signal.SIGTERM, ready=" ready."),  # SIGTERM: Celery's warm shutdown
         # Downloads are I/O (waiting on a CDN): one process, a pool of threads (as in production).
         Child("downloads", [python, "-m", "celery", "-A", "project", "worker", "-Q", "download", "-P", "threads",
-                            "-c", "8", "-n", "download@%h", "--loglevel", "INFO"], stop_signal=signal.SIGTERM),
+                            "-c", "8", "-n", "download@%h", "--loglevel", "INFO"],
+              stop_signal=signal.SIGTERM, ready=" ready."),
     ]
 
 
@@ -50,19 +53,9 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
-def _wait_for_port(port: int, seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.3)
-    return False
-
-
 class Command(BaseCommand):
-    help = "Run the sandbox providers, the web server and the Celery workers (with beat); Ctrl-C stops all."
+    help = ("Run the sandbox providers, the web server and the Celery workers (with beat); Ctrl-C or SIGTERM "
+            "stops all.")
 
     def handle(self, *args, **options):
         try:
@@ -85,11 +78,11 @@ class Command(BaseCommand):
         url = f"http://127.0.0.1:{port}/"
 
         def announce():
-            if _wait_for_port(port):
-                supervisor.say("kiln", f"Kiln is running: open {url}  (Ctrl-C stops everything)")
+            supervisor.say("kiln", f"Kiln is running: open {url}  (Ctrl-C stops everything)")
 
         supervisor = Supervisor(kiln_children(port, sandbox.port), env=env, out=self.stdout,
                                 on_started=announce)
         status = supervisor.run()
         if status:
-            raise CommandError("A Kiln process stopped unexpectedly; everything was shut down.", returncode=status)
+            raise CommandError("A Kiln process kept crashing (see its last lines above); everything was shut down.",
+                               returncode=status)
