@@ -111,8 +111,9 @@ class _Http:
             conn.close()
 
 
-def _member_form(client: _Http, user, model_value: str) -> tuple[dict[str, str], dict[str, str]]:
-    cookies = {"sessionid": common.session_cookie(user)}
+def _member_form(client: _Http, user, model_value: str, session: str | None = None
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    cookies = {"sessionid": session or common.session_cookie(user)}
     status, body, set_cookies = client.request("GET", "/?" + urlencode({"model": model_value}), cookies)
     assert status == 200, status
     cookies.update(set_cookies)
