@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -32,6 +33,14 @@ PG_HOST = "127.0.0.1"
 PG_PORT = 5432
 REDIS_URL = os.environ.get("KILN_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# ``bench/run.py --embedded``: what ``make run`` runs on (SQLite and the embedded broker under
+# var/bench-embedded) instead of PostgreSQL and Redis.
+EMBEDDED = False
+
+
+def use_embedded() -> None:
+    global EMBEDDED, VAR
+    EMBEDDED, VAR = True, ROOT / "var" / "bench-embedded"
 
 
 # ---------------------------------------------------------------------------
@@ -52,8 +61,9 @@ def environment() -> dict[str, str]:
 
     return {
         "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": f"postgres://postgres@{PG_HOST}:{PG_PORT}/{DB_NAME}",
-        "CELERY_BROKER_URL": REDIS_URL,
+        "DATABASE_URL": f"sqlite:///{VAR / 'kiln.sqlite3'}" if EMBEDDED else
+                        f"postgres://postgres@{PG_HOST}:{PG_PORT}/{DB_NAME}",
+        "CELERY_BROKER_URL": f"filesystem://{VAR / 'broker'}" if EMBEDDED else REDIS_URL,
         "KILN_VAR_DIR": str(VAR),
         "MEDIA_ROOT": str(VAR / "media"),
         "STATIC_ROOT": str(VAR / "static"),
@@ -83,6 +93,10 @@ def _admin_connection():
 
 
 def create_database() -> None:
+    if EMBEDDED:  # a fresh SQLite file and an empty broker folder
+        (VAR / "kiln.sqlite3").unlink(missing_ok=True)
+        shutil.rmtree(VAR / "broker", ignore_errors=True)
+        return
     with _admin_connection() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DB_NAME}"')
@@ -92,6 +106,8 @@ def drop_database() -> None:
     from django.db import connections
 
     connections.close_all()
+    if EMBEDDED:
+        return
     with _admin_connection() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
@@ -104,6 +120,8 @@ def migrate() -> None:
 
 
 def flush_redis() -> None:
+    if EMBEDDED:
+        return
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()

@@ -35,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"which to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a fast sanity run")
     parser.add_argument("--keep", action="store_true", help="keep the kiln_bench database afterwards")
+    parser.add_argument("--embedded", action="store_true",
+                        help="lag only: on make run's embedded default (SQLite, the embedded broker, its workers)")
     args = parser.parse_args(argv)
+    if args.embedded:
+        if set(args.benchmarks) != {"lag"}:
+            parser.error("--embedded measures the lag benchmark only: bench/run.py lag --embedded")
+        common.use_embedded()
     unknown = [n for n in args.benchmarks if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
@@ -43,14 +49,15 @@ def main(argv: list[str] | None = None) -> int:
 
     common.install_signal_handlers()
     started = time.monotonic()
-    common.log(f"setting up: database {common.DB_NAME}, redis {common.REDIS_URL}, sandbox")
+    common.log("setting up: SQLite and the embedded broker under var/bench-embedded, sandbox" if common.EMBEDDED
+               else f"setting up: database {common.DB_NAME}, redis {common.REDIS_URL}, sandbox")
     common.create_database()
     common.setup_django()
     common.migrate()
     common.flush_redis()
     sandbox = common.Sandbox()
     rows: list[common.Row] = []
-    details: dict = {"quick": args.quick}
+    details: dict = {"quick": args.quick, "embedded": common.EMBEDDED}
     try:
         for name in names:
             common.log(f"--- {name}")

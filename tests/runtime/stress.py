@@ -105,13 +105,62 @@ def run(transport: str, folder: Path, *, messages: int = 20_000, producers: int 
                    seconds=time.monotonic() - started)
 
 
+def _listen(transport, options, count, results):
+    """A consumer as Celery's worker is one: drain_events on a kombu Consumer."""
+    import kombu
+
+    delays = []
+
+    def got(body, message):
+        delays.append(time.time() - body["sent"])
+        message.ack()
+
+    with _connection(transport, options) as conn:
+        queue = kombu.Queue(QUEUE, kombu.Exchange(QUEUE), routing_key=QUEUE)
+        with kombu.Consumer(conn, [queue], callbacks=[got], accept=["json"]):
+            while len(delays) < count:
+                try:
+                    conn.drain_events(timeout=30)
+                except TimeoutError:
+                    break
+    results.put(delays)
+
+
+def latency(transport: str, folder: Path, *, messages: int = 200, every: float = 0.05) -> list[float]:
+    """Seconds from send to delivery, one message every ``every`` s to an idle consumer."""
+    from project.broker import transport_options
+
+    options = transport_options(folder)
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    listener = context.Process(target=_listen, args=(transport, options, messages, results))
+    listener.start()
+    with _connection(transport, options) as conn:
+        queue = conn.SimpleQueue(QUEUE)
+        time.sleep(3)  # the listener is up
+        for _ in range(messages):
+            queue.put({"sent": time.time()}, serializer="json")
+            time.sleep(every)
+        delays = results.get(timeout=120)
+        queue.close()
+    listener.join()
+    return sorted(delays)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transport", default=KILN, help=f"{KILN} (Kiln's) or {KOMBU} (kombu's own)")
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--consumers", type=int, default=4)
+    parser.add_argument("--latency", action="store_true", help="delivery delay to an idle consumer instead")
     args = parser.parse_args()
+    if args.latency:
+        with tempfile.TemporaryDirectory() as folder:
+            d = latency(args.transport, Path(folder))
+            print(f"{args.transport}: {len(d)} delivered; delay p50 {1000 * d[len(d) // 2]:.0f} ms, "
+                  f"p95 {1000 * d[int(len(d) * 0.95)]:.0f} ms, max {1000 * d[-1]:.0f} ms")
+        return
     with tempfile.TemporaryDirectory() as folder:
         print(args.transport, run(args.transport, Path(folder), messages=args.messages, producers=args.producers,
                                   consumers=args.consumers))
