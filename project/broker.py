@@ -121,11 +121,7 @@ class Channel(filesystem.Channel):
                 os.rename(folder / name, claimed)
             except FileNotFoundError:
                 continue  # another consumer took it first
-            try:
-                raw = claimed.read_bytes()
-            except OSError as exc:
-                raise filesystem.ChannelError(f"Cannot read the message {claimed}: {exc}") from exc
-            payload = self._parse(raw, name)
+            payload = self._read(claimed)
             if payload is None:
                 self._set_aside(claimed)
                 continue
@@ -133,14 +129,14 @@ class Channel(filesystem.Channel):
             return payload
         raise filesystem.Empty()
 
-    def _parse(self, raw: bytes, name: str) -> dict | None:
-        """The message in ``raw``, or None (logged) when it is not one kombu could deliver."""
+    def _read(self, path: Path) -> dict | None:
+        """The message in ``path``, or None (logged) when it is not one kombu could deliver."""
         try:
-            payload = loads(bytes_to_str(raw))
+            payload = loads(bytes_to_str(path.read_bytes()))
             self.Message(payload, channel=self)  # what delivering it would do: properties, body encoding
         except Exception as exc:  # anything that would stop the worker
             logger.error("Broker: the message file %s cannot be read (%s: %s); set aside in %s and skipped.",
-                         name, type(exc).__name__, exc, self.corrupt_folder)
+                         path.name, type(exc).__name__, exc, self.corrupt_folder)
             return None
         return payload
 
