@@ -64,7 +64,7 @@ def test_the_four_step_cross_team_takeover_no_longer_works(client, mailbox, team
     assert attacker.get("/accounts/team/").status_code == 302  # still asked to sign in
 
     # The victim joins Rival Films through their own link; Acme's invitation stays theirs to use.
-    victim_client, response = _accept_with_password(mailbox.link(rival_mail), NEW_PASSWORD)
+    _, response = _accept_with_password(mailbox.link(rival_mail), NEW_PASSWORD)
     assert response.status_code == 302
     account = User.objects.get(email=victim)
     assert [m.team for m in Membership.objects.active().filter(user=account)] == [other_team]
