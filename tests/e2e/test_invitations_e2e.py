@@ -38,7 +38,7 @@ def test_invite_e_mail_accept_studio(browser, page, live_server, login, shot, ow
     page.set_viewport_size(PHONE)
     shot(page, "team-invitations-phone", SHOTS)
 
-    message = [m for m in mailbox.wait(2) if m["To"] == "newbie@corp.example"][0]
+    message = next(m for m in mailbox.wait(2) if m["To"] == "newbie@corp.example")
     link = mailbox.link(message, "/accounts/invitation/")
     assert link.startswith(live_server.url)
 
