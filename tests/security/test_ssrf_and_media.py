@@ -315,7 +315,7 @@ def test_the_alibaba_metadata_address_cannot_be_saved_as_a_base_url_anywhere(own
     assert response.status_code == 400 and "100.100.100.200 is a private address" in response.content.decode()
 
     monkeypatch.setenv("KILN_API_KEY", "sk-lan-0123456789")                 # the CLI
-    with pytest.raises(CommandError, match="100.100.100.200 is a private address"):
+    with pytest.raises(CommandError, match=r"100\.100\.100\.200 is a private address"):
         call_command("providerkeys", "add", "--team", "acme", "--provider", "gateway", "--label", "Meta",
                      "--base-url", METADATA, stdout=io.StringIO(), stderr=io.StringIO())
 
