@@ -19,6 +19,7 @@ from accounts import services
 from accounts.forms import AddMemberForm, RoleForm, SignInForm
 from accounts.models import Membership, Role
 from accounts.teams import SESSION_KEY, require_manager, require_membership
+from project.cache_headers import shows_a_secret_once
 
 
 class SignInView(auth_views.LoginView):
@@ -94,6 +95,7 @@ def members(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
+@shows_a_secret_once  # the set-password link
 def member_add(request: HttpRequest) -> HttpResponse:
     membership = require_manager(request)
     form = AddMemberForm(request.POST)
