@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generations.crypto import decrypt, encrypt
+from generations.providers.redaction import MASK_HINT_MIN_LENGTH
 
 
 class Kind(models.TextChoices):
@@ -30,11 +31,6 @@ class Operation(models.TextChoices):
     REFERENCE_TO_VIDEO = "reference-to-video", "Reference images to video"
     TEMPLATE_TO_VIDEO = "template-to-video", "Prompt template to video"
     VIDEO_EDIT = "video-edit", "Video edit"
-
-
-# A key's last four characters are shown (and kept in clear) only when the key is at least
-# this long: of a short key they would be most of it ("••••abc" was the whole key).
-MASK_HINT_MIN_LENGTH = 16
 
 
 def last_four(raw: str) -> str:

@@ -38,6 +38,7 @@ import httpx
 from django.conf import settings
 
 from generations.providers.base import Credentials, ProviderError
+from generations.providers.redaction import redact
 
 USER_AGENT = "Kiln/0.1 (+self-hosted)"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -169,23 +170,15 @@ def request(method: str, url: str, *, credentials: Credentials | None = None, js
     if response.is_success or response.status_code in ok:
         return response
     body = parse_json(response)
-    message = error_message(response, body)
-    if credentials is not None:
-        message = redact(message, credentials.api_key)
-    message = short(message)
+    # Redacted here before it is cut short (a key cut in half would no longer match); the
+    # adapter boundary redacts whatever an adapter raises again (base.Provider).
+    message = short(redact(error_message(response, body), credentials.api_key if credentials else ""))
     status = response.status_code
     retryable = status in (408, 409, 423, 425, 429) or status >= 500
     if status == 409:
         retryable = False
     raise ProviderError(message, retryable=retryable, retry_after=retry_after_seconds(response),
                         status_code=status, code=error_code(body))
-
-
-def redact(text: str, secret: str) -> str:
-    """``text`` with ``secret`` (an API key a provider echoed back) cut to its last 4 characters."""
-    if not secret or len(secret) < 8 or secret not in text:
-        return text
-    return text.replace(secret, "…" + secret[-4:])
 
 
 def json_of(response: httpx.Response) -> dict:
