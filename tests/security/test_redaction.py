@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import LedgerEntry
-from generations.models import Generation, Status
+from generations.models import Status
 from generations.providers.base import Credentials, Progress, Provider, ProviderError, State
 from generations.providers.redaction import REDACTED, redact, redact_value
 from generations.services import create_generation
@@ -61,7 +61,7 @@ def test_a_failure_message_with_the_teams_key_is_stored_and_shown_redacted(owner
         "card": teammate_client.get(reverse("generations:card_status", args=[generation.public_id])).content.decode(),
     }
     assert words.split(";")[0].replace(TEAM_KEY, "••••WXYZ") in stored["ledger"]
-    assert {where: _leaks(text) for where, text in stored.items()} == dict.fromkeys(stored, [])
+    assert {where: _leaks(text) for where, text in stored.items()} == {key: [] for key in stored}
 
 
 def test_a_refused_submit_with_someone_elses_token_in_its_words_is_redacted(owner, team, team_key, sandbox):
