@@ -389,3 +389,42 @@ def test_the_sweep_wakes_jobs_whose_messages_were_lost(make, sandbox):
     assert (counts["submit"], counts["download"]) == (1, 1)
     assert sent == {("generations.tasks.submit_generation", (queued.pk,)),
                     ("generations.tasks.download_generation", (downloading.pk,))}
+
+
+
+def test_a_result_declaring_12000x12000_pixels_is_refused_before_it_is_decoded(make, sandbox):
+    """The provider's CDN (a server on loopback) sends the 1.7 MB Motion JPEG .mov whose first
+    frame, decoded, took 1.9 GB: the download worker refuses it from its declared size."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from generations.sandbox import media as sample
+
+    bomb = sample.mjpeg_mov(12000)
+
+    class CDN(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "video/quicktime")
+            self.send_header("Content-Length", str(len(bomb)))
+            self.end_headers()
+            self.wfile.write(bomb)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CDN)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        generation = drive(make().pk, until={Status.DOWNLOADING})
+        url = f"http://127.0.0.1:{server.server_port}/result.mov"
+        Generation.objects.filter(pk=generation.pk).update(
+            output_urls=[{**o, "url": url, "fallback_url": None} for o in generation.output_urls])
+        generation = drive(generation.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert generation.status == Status.FAILED and generation.needs_review
+    assert "at most 8192x8192 is accepted" in generation.error
+    assert generation.media.count() == 0
+    assert_ledger_consistent()
