@@ -138,9 +138,9 @@ def credentials_for(generation: Generation) -> Credentials:
 def model_for(generation: Generation) -> ModelSpec:
     provider = get_provider(generation.provider)
     key = generation.provider_key
-    model = provider.get_model(generation.model, (key.model_ids or None) if key else None)
+    model = provider.job_model(generation.model, (key.model_ids or None) if key else None)
     if model is None:
-        model = provider.get_model(generation.model)
+        model = provider.job_model(generation.model)
     if model is None:
         raise EngineError(f"{provider_name(generation.provider)} no longer lists the model “{generation.model}”.")
     return model

@@ -344,7 +344,13 @@ class Provider:
         raise NotImplementedError
 
     def get_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        """A model the catalog offers (to the key with ``model_ids``): only these can be submitted."""
         return next((m for m in self.models(model_ids) if m.id == model_id), None)
+
+    def job_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        """The schema of a job already sent: an offered model, or one this adapter still
+        understands although it no longer offers it (so jobs in flight can be followed)."""
+        return self.get_model(model_id, model_ids)
 
     def submit(self, job: Job, credentials: Credentials) -> Submitted:
         raise NotImplementedError

@@ -53,7 +53,7 @@ def frame(role, data=PNG, mime="image/png"):
 def test_the_seeds_vidu_models_are_the_default_catalog():
     assert [m.id for m in PROVIDER.models()] == [
         "viduq3p-540p", "viduq3p-720p", "viduq3p-1080p", "viduq3t-540p", "viduq3t-720p", "viduq3t-1080p",
-        "viduq3p-mix-540p", "viduq3p-mix-720p"]
+        "viduq3p-1080p-offpeak", "viduq3p-mix-720p"]
     assert PRO.operations == ("text-to-video", "image-to-video", "first-last-frame")
     assert MIX.operations == ("reference-to-video",)
     assert PRO.poll_interval == 10.0
@@ -70,8 +70,10 @@ def test_a_keys_model_list_replaces_the_catalog_and_unknown_ids_get_a_generic_fo
     assert "generic" in house.description
     assert get_model("gateway", "house-video-v2", ["house-video-v2"]).id == "house-video-v2"
     assert get_model("gateway", "house-video-v2") is None
-    # Vidu's own ids are understood even without the key's list, so their jobs can be polled.
-    assert get_model("gateway", "viduq3t-1080p-offpeak").label == "Vidu Q3 Turbo 1080p (off-peak)"
+    # Vidu's own ids are understood even without the key's list, so their jobs can be polled,
+    # but only the documented ones (or the key's list) can be submitted.
+    assert get_model("gateway", "viduq3t-1080p-offpeak") is None
+    assert PROVIDER.job_model("viduq3t-1080p-offpeak").label == "Vidu Q3 Turbo 1080p (off-peak)"
 
 
 def test_the_price_is_per_second_by_resolution_tier():
