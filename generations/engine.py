@@ -82,6 +82,7 @@ from generations.mediafiles import MediaRejected
 from generations.models import IN_FLIGHT, Generation, InputMedia, Media, ProviderKey, Status
 from generations.providers import http
 from generations.providers.base import (
+    MODEL_UNAVAILABLE,
     Credentials,
     Job,
     JobInput,
@@ -390,6 +391,9 @@ def refusal_message(name: str, exc: ProviderError) -> str:
         return f"{name} says the account behind this team's API key cannot pay for this: {words}"
     if exc.status_code == 403:
         return f"{name} does not allow this team's API key to do this: {words}"
+    if exc.code == MODEL_UNAVAILABLE:
+        return (f"{words} ({name} cannot serve this model now: nothing was charged. Choose another model, or ask "
+                "the gateway's operator to enable this one.)")
     return words
 
 
@@ -398,6 +402,12 @@ def _submit_error(generation: Generation, exc: ProviderError, claimed_at: dateti
     name = provider_name(generation.provider)
     _touch_key(generation.provider_key_id, exc.message)
     if not exc.retryable:
+        if exc.code == MODEL_UNAVAILABLE:
+            logger.warning("generation %s: %s refused the model %s (HTTP %s): %s; failed and refunded",
+                           pk, name, generation.model, exc.status_code, exc.message)
+        else:
+            logger.info("generation %s: %s refused the job (HTTP %s): %s; failed and refunded",
+                        pk, name, exc.status_code, exc.message)
         _fail(pk, Status.QUEUED, refusal_message(name, exc))
         return "refused"
     if not _known_not_sent(exc):

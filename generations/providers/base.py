@@ -59,6 +59,11 @@ class ProviderError(Exception):
         return f"ProviderError({self.message!r}, retryable={self.retryable}, status={self.status_code})"
 
 
+# ``ProviderError.code`` when the provider answered that it cannot serve the model at all
+# (a gateway with no channel for it): permanent, the job ends at once and is refunded.
+MODEL_UNAVAILABLE = "model_unavailable"
+
+
 # ---------------------------------------------------------------------------
 # The catalog: parameter schemas
 

@@ -56,8 +56,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 from generations.providers import http
 from generations.providers.base import (
+    MODEL_UNAVAILABLE,
     Credentials,
     InputSlot,
     Job,
@@ -89,6 +92,8 @@ USD_PER_SECOND = {
     "viduq3p": {"360p": 0.04, "540p": 0.05, "720p": 0.09, "1080p": 0.15},
     "viduq3t": {"360p": 0.02, "540p": 0.03, "720p": 0.05, "1080p": 0.08},
 }
+# new-api / one-api codes for "no channel serves this model" (503, sometimes 404 or 400).
+NO_CHANNEL_CODES = frozenset({"model_not_found", "model_not_available"})
 MIX_FACTOR = 1.2
 OFFPEAK_FACTOR = 0.5
 MAX_REFERENCES = 7
@@ -218,8 +223,24 @@ class GatewayProvider(Provider):
         return base[:-3] if base.endswith("/v1") else base
 
     def submit(self, job: Job, credentials: Credentials) -> Submitted:
-        response = http.request("POST", f"{self.base_url(credentials)}/v1/video/generations",
-                                credentials=credentials, json_body=self.request_body(job))
+        codes: list[str] = []
+
+        def words(response: httpx.Response, body: Any) -> str:
+            # new-api's envelope puts the specific code beside a generic type ("new_api_error").
+            error = body.get("error") if isinstance(body, dict) else None
+            codes.append(str(error.get("code") or "") if isinstance(error, dict) else http.error_code(body))
+            return http.default_error_message(response, body)
+
+        try:
+            response = http.request("POST", f"{self.base_url(credentials)}/v1/video/generations",
+                                    credentials=credentials, json_body=self.request_body(job), error_message=words)
+        except ProviderError as exc:
+            if codes and codes[-1] in NO_CHANNEL_CODES:
+                # The gateway answered (503, but not an outage): it has no channel for this
+                # model, and sending the job again will not give it one.
+                raise ProviderError(exc.message, retryable=False, status_code=exc.status_code,
+                                    code=MODEL_UNAVAILABLE) from None
+            raise
         payload = http.json_of(response)
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
         job_id = payload.get("task_id") or payload.get("id") or data.get("task_id") or data.get("id")

@@ -3,8 +3,10 @@ under ``/gateway`` (``seeds/openai-compatible-gateway-videos.txt``).
 
 A key's base URL is ``<sandbox>/gateway`` (an operator's own address in real life):
 
-- ``POST /v1/video/generations``: any ``vidu…`` model (others: 503
-  ``model_not_found``, "No available channel"); ``prompt``; ``image`` and
+- ``POST /v1/video/generations``: any ``vidu…`` model (others, and those
+  listed in the setting ``gateway_no_channel``: 503 ``model_not_found``, "No
+  available channel for model … under group default (distributor)", new-api's
+  answer when no channel serves the model); ``prompt``; ``image`` and
   ``last_image`` (first-and-last frame; ``last_image`` alone is a 400);
   ``reference_image_urls`` (1-7, mix models only, and they require it);
   images as URLs or base64 / data URLs (checked by magic bytes);
@@ -30,7 +32,9 @@ Settings (``POST /_control/settings``): ``gateway_shape`` = ``wrapped``
 answers with; ``gateway_wrapped_route`` = false: that route answers 404
 (an older or newer gateway without it; clients fall back to
 ``/v1/videos/{id}``); ``gateway_vanished`` = ``not_exist`` (default) |
-``unknown``: what a vanished task reads as (``UNKNOWN`` keeps it in limbo).
+``unknown``: what a vanished task reads as (``UNKNOWN`` keeps it in limbo);
+``gateway_no_channel`` = a list of model ids (or ``"*"``) the gateway has no
+channel for.
 
 Prompt keywords: ``[moderate]`` fails early, ``[unsafe]`` fails at the end
 (moderation), ``[fail]`` fails upstream, ``[slow]`` takes 5x longer.
@@ -119,7 +123,9 @@ def register(app: ProviderApp) -> None:
         if not isinstance(body, dict):
             return envelope(400, "Invalid request body: expected a JSON object.", "invalid_request")
         model = body.get("model")
-        if not isinstance(model, str) or not model.startswith("vidu"):
+        no_channel = app.settings.get("gateway_no_channel") or ()
+        if (not isinstance(model, str) or not model.startswith("vidu") or no_channel == "*"
+                or model in no_channel):
             return envelope(503, f"No available channel for model {model} under group default (distributor)",
                             "model_not_found")
         prompt = body.get("prompt")

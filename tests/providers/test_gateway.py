@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from generations.providers.base import (
+    MODEL_UNAVAILABLE,
     CancelResult,
     Credentials,
     Job,
@@ -239,13 +240,62 @@ def test_a_new_status_word_keeps_the_task_running(sandbox, creds):
     assert PROVIDER.poll(submitted.job_id, creds, model=PRO).state == State.RUNNING
 
 
-def test_an_unknown_model_is_the_gateways_own_retryable_error(sandbox, creds):
+def test_a_model_without_a_channel_is_a_permanent_refusal_in_the_gateways_words(sandbox, creds):
+    """new-api answers 503 ``model_not_found``: the gateway did answer, and trying again will not help."""
     house = PROVIDER.models(["house-video-v2"])[0]
     with pytest.raises(ProviderError) as refused:
         PROVIDER.submit(make_job(model=house), creds)
     assert refused.value.status_code == 503
     assert refused.value.message.startswith("No available channel for model house-video-v2")
-    assert refused.value.retryable is True
+    assert refused.value.retryable is False
+    assert refused.value.code == MODEL_UNAVAILABLE
+
+
+def test_a_plain_503_from_the_gateway_is_still_retryable(sandbox, creds):
+    sandbox.fault("^/gateway/v1/video/generations$", status=503, message="Service temporarily unavailable.")
+    with pytest.raises(ProviderError) as busy:
+        PROVIDER.submit(make_job(), creds)
+    assert (busy.value.status_code, busy.value.retryable) == (503, True)
+    assert busy.value.code != MODEL_UNAVAILABLE
+
+
+@pytest.mark.parametrize("how", ["a key's model list", "a documented model the gateway has no channel for"])
+def test_the_engine_ends_a_job_whose_model_has_no_channel_at_once_refunded(owner, team, sandbox, sandbox_key,
+                                                                           caplog, how):
+    import logging
+
+    from accounts import credits
+    from accounts.models import Membership
+    from generations import engine
+    from generations.models import Generation
+    from generations.services import create_generation
+
+    if how == "a key's model list":
+        sandbox_key(team, "gateway", models_override="house-video-v2")
+        model_id = "house-video-v2"
+    else:
+        sandbox_key(team, "gateway")
+        model_id = "viduq3t-1080p"
+        sandbox.control(gateway_no_channel=[model_id])
+    membership = Membership.objects.get(user=owner, team=team)
+    before = credits.wallet_for(membership).available
+    generation = create_generation(membership=membership, provider_id="gateway", model_id=model_id,
+                                   operation="text-to-video", prompt="a lighthouse at dusk", params={"duration": 5})
+    assert credits.wallet_for(membership).available < before
+
+    with caplog.at_level(logging.INFO, logger="generations.engine"):
+        outcome = engine.submit(generation.pk)
+
+    generation = Generation.objects.get(pk=generation.pk)
+    assert outcome == "refused"
+    assert generation.status == "failed" and generation.next_poll_at is None
+    assert f"No available channel for model {model_id}" in generation.error
+    assert credits.wallet_for(membership).available == before        # refunded
+    posts = [r for r in sandbox.requests() if r["method"] == "POST"]
+    assert len(posts) == 1                                              # sent once, never retried
+    assert any(f"refused the model {model_id}" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert not any("not reached" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(("key", "status"), [("invalid", 401), ("broke", 402)])
