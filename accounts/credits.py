@@ -209,6 +209,38 @@ def held_for(generation) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """What a generation cost, from its ledger entries (the truth, not the estimate)."""
+
+    reserved: int          # what was reserved when it was created
+    charged: int           # what a capture took (0 when released or not settled yet)
+    verdict: str           # "captured", "released", "held" (awaiting one) or "none" (nothing reserved)
+
+    def describe(self) -> str:
+        """"cost 4,000 credits", "cost 0 credits · 4,000 reserved, refunded"..."""
+        if self.verdict == "captured":
+            return f"cost {self.charged:,} credits"
+        if self.verdict == "released":
+            return f"cost 0 credits · {self.reserved:,} reserved, refunded"
+        if self.verdict == "held":
+            return f"cost not settled · {self.reserved:,} credits held until an admin reviews it"
+        return "cost 0 credits"
+
+
+def settlement(generation) -> Settlement:
+    entries = list(LedgerEntry.objects.filter(generation_ref=generation.public_id)
+                   .values_list("kind", "available_delta", "reserved_delta"))
+    reserved = sum(r for kind, _, r in entries if kind == LedgerKind.RESERVE)
+    captures = [(a, r) for kind, a, r in entries if kind == LedgerKind.CAPTURE]
+    if captures:
+        # A capture moves ``held`` out of reserved and gives back ``held - actual``.
+        return Settlement(reserved, sum(-r - a for a, r in captures), "captured")
+    if any(kind == LedgerKind.RELEASE for kind, _, _ in entries):
+        return Settlement(reserved, 0, "released")
+    return Settlement(reserved, 0, "held" if entries else "none")
+
+
 REVIEW_ACTIONS = ("release", "capture")
 
 
