@@ -294,7 +294,8 @@ def mark_lost(pk: int, claimed_at: datetime, why: str = "") -> bool:
     message = lost_message(generation.provider)
     moved = _db_retry(lambda: Generation.objects.filter(
         pk=pk, status=Status.QUEUED, claimed_at=claimed_at, provider_job_id="").update(
-        status=Status.EXPIRED, needs_review=True, finished_at=timezone.now(), next_poll_at=None, error=message))
+        status=Status.EXPIRED, needs_review=True, finished_at=timezone.now(), next_poll_at=None, error=message,
+        progress=None))
     if moved:
         logger.warning("generation %s: submit outcome unknown (%s); expired for review", pk, why or "worker lost")
     return bool(moved)
@@ -308,7 +309,7 @@ def _fail(pk: int, expected: Status | frozenset | list, message: str, *, release
         with transaction.atomic():
             moved = Generation.objects.filter(pk=pk, status__in=statuses).update(
                 status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
-                needs_review=needs_review, **extra)
+                progress=None, needs_review=needs_review, **extra)
             if moved and release:
                 _settle_release(Generation.objects.get(pk=pk), f"Failed: {message}")
             return bool(moved)
@@ -616,7 +617,7 @@ def expired_message(generation: Generation, now: datetime, last_error: str = "")
 
 def _expire(generation: Generation, now: datetime, last_error: str = "") -> bool:
     moved = Generation.objects.filter(pk=generation.pk, status__in=IN_FLIGHT).update(
-        status=Status.EXPIRED, needs_review=True, finished_at=now, next_poll_at=None,
+        status=Status.EXPIRED, needs_review=True, finished_at=now, next_poll_at=None, progress=None,
         error=expired_message(generation, now, last_error))
     return bool(moved)
 
@@ -639,7 +640,7 @@ def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec
             if not outputs:
                 _db_retry(lambda: in_flight.update(
                     **common, status=Status.FAILED, needs_review=True, finished_at=now, next_poll_at=None,
-                    actual_cost=progress.cost,
+                    progress=None, actual_cost=progress.cost,
                     error=f"{name} reported success but sent no results. The reserved credits are held for review."))
                 return
 
@@ -658,8 +659,11 @@ def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec
 
             def finish() -> None:
                 with transaction.atomic():
+                    # A job that ended without a result has no progress (the provider may say
+                    # "100%" with its failure, or nothing): no bar, no stale 30 %.
                     moved = in_flight.update(**common, status=Status.CANCELLED if cancelled else Status.FAILED,
-                                             error=message[:5000], finished_at=now, next_poll_at=None)
+                                             error=message[:5000], finished_at=now, next_poll_at=None,
+                                             progress=None)
                     if moved:
                         _settle_release(generation, f"{'Cancelled' if cancelled else 'Failed'}: {message}")
 
@@ -948,7 +952,7 @@ def _download_failed(generation: Generation, reason: str, *, model: ModelSpec | 
         with transaction.atomic():
             moved = Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
                 status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
-                needs_review=True, actual_cost=actual)
+                progress=None, needs_review=True, actual_cost=actual)
             if moved:
                 credits.capture(generation, actual, reason=f"Results not saved: {reason}"[:300])
             return bool(moved)

@@ -17,7 +17,7 @@ A key's base URL is ``<sandbox>/gateway`` (an operator's own address in real lif
   ``{"code": "success", "message": "", "data": {task_id, status, progress:
   "30%", result_url, fail_reason, submit_time, start_time, finish_time,
   ...}}``. The status walks NOT_START → SUBMITTED → QUEUED → IN_PROGRESS →
-  SUCCESS | FAILURE.
+  SUCCESS | FAILURE; a finished task, failed or not, reads ``progress: "100%"``.
 - ``GET /v1/videos/{task_id}``: OpenAI's video object (``status`` queued |
   in_progress | completed | failed, integer ``progress``, ``metadata.url``,
   ``error: {code, message}``).
@@ -240,6 +240,8 @@ def register(app: ProviderApp) -> None:
             "start_time": int(job.created_at + job.duration * QUEUED_FRACTION) if phase != Phase.QUEUED else 0,
             "finish_time": _time(finished) or 0, "fail_reason": "", "result_url": "",
         }
+        if phase in (Phase.FAILED, Phase.CANCELLED) and not vanished:
+            task["progress"] = "100%"   # new-api marks a finished task 100 %, failed or not
         if phase == Phase.FAILED and not vanished:
             task["fail_reason"] = job.error or job.fail or "Upstream task failed."
         elif phase == Phase.CANCELLED and not vanished:
@@ -257,7 +259,8 @@ def register(app: ProviderApp) -> None:
         width, height = _frame(job.extra["model"], job.extra.get("aspect_ratio"))
         video = {
             "id": job.id, "object": "video", "model": job.extra["model"], "status": job.raw_status or status,
-            "progress": job.progress(), "created_at": int(job.created_at), "completed_at": _time(finished),
+            "progress": 100 if finished else job.progress(), "created_at": int(job.created_at),
+            "completed_at": _time(finished),
             "expires_at": _time(finished + 86400) if finished else None,
             "seconds": str(job.params.get("duration", 5)), "size": f"{width}x{height}",
             "error": None, "metadata": {},

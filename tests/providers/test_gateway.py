@@ -353,3 +353,54 @@ def test_the_engine_makes_a_reference_video_from_uploads_with_a_keys_model_list(
     video = generation.media.get()
     assert (video.width, video.height) == (540, 960)
     assert not any(e["auth"] for e in sandbox.requests() if e["path"].startswith("/media/"))
+
+
+def test_a_failed_job_keeps_no_progress_and_no_page_shows_a_bar(owner, owner_client, team, sandbox, sandbox_key):
+    """The gateway reports FAILURE with progress "100%": the job is over, so it has no progress
+    at all, and neither its card, its detail page nor the status partials draw a bar."""
+    import re
+
+    from django.urls import reverse
+
+    from accounts.models import Membership
+    from generations import engine
+    from generations.services import create_generation
+
+    sandbox.control(duration=30)
+    sandbox_key(team, "gateway")
+    membership = Membership.objects.get(user=owner, team=team)
+    generation = create_generation(membership=membership, provider_id="gateway", model_id="viduq3p-720p",
+                                   operation="text-to-video", prompt="a lighthouse at dusk", params={"duration": 5})
+    engine.submit(generation.pk)
+    generation.refresh_from_db()
+    at_fraction(sandbox, generation.provider_job_id, 0.3)
+    engine.poll_one(generation.pk)
+    generation.refresh_from_db()
+    assert (generation.status, generation.progress) == ("running", 30)
+    gallery = owner_client.get(reverse("generations:gallery")).content.decode()
+    assert "30%" in gallery and "<progress" in gallery           # a running card does show it
+
+    sandbox.job(generation.provider_job_id, state="failed", error="Upstream task failed: quota of the channel.")
+    assert sandbox.job(generation.provider_job_id)["phase"] == "failed"
+    assert engine.poll_one(generation.pk) == "failed"
+    generation.refresh_from_db()
+    assert generation.raw_payload["data"]["progress"] == "100%"  # what the gateway said
+    assert generation.progress is None
+    assert "quota of the channel" in generation.error
+
+    token = f"{generation.public_id}:running-30-0"
+    pages = {
+        "gallery": owner_client.get(reverse("generations:gallery")),
+        "detail": owner_client.get(reverse("generations:detail", args=[generation.public_id])),
+        "card status": owner_client.get(reverse("generations:card_status", args=[generation.public_id]),
+                                        headers={"HX-Request": "true"}),
+        "detail status": owner_client.get(reverse("generations:card_status", args=[generation.public_id]),
+                                          {"panel": "detail"}, headers={"HX-Request": "true"}),
+        "status batch": owner_client.get(reverse("generations:status_batch"), {"ids": token},
+                                         headers={"HX-Request": "true"}),
+    }
+    for name, response in pages.items():
+        html = response.content.decode()
+        assert response.status_code in (200, 286), name
+        assert "<progress" not in html and not re.search(r"\b(30|100)%", html), name
+        assert "Failed" in html, name
