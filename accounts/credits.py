@@ -265,7 +265,9 @@ def resolve_review(generation, *, action: str, actor, amount: int | None = None)
         who = getattr(actor, "email", "an admin")
         if action == "release":
             entry = release(locked, actor=actor, reason=f"Review by {who}: released.")
-            Generation.objects.filter(pk=locked.pk).update(needs_review=False)
+            # Refunded: nothing was charged, whatever figure the provider reported.
+            Generation.objects.filter(pk=locked.pk).update(needs_review=False, actual_cost=None)
+            generation.actual_cost = None
         else:
             cost = locked.estimated_cost if amount is None else amount
             entry = capture(locked, cost, actor=actor,

@@ -850,6 +850,10 @@ def _save_output(generation: Generation, position: int, output: dict, refresh: C
                 continue  # expired or refused: a fresh URL, then the fallback
             raise _SaveFailed(exc.message, retryable=exc.retryable) from None
     else:
+        if last is not None and last.status_code in EXPIRED_URL_STATUSES:
+            name = provider_name(generation.provider)
+            raise _SaveFailed(f"its download link had expired (HTTP {last.status_code}) and asking {name} again "
+                              "gave no working one")
         raise _SaveFailed(f"the file could not be fetched ({last.message if last else 'no URL was given'})")
 
     sniffed = mediafiles.sniff(got.head)
@@ -936,28 +940,26 @@ def _download_retry(generation: Generation, model: ModelSpec, message: str) -> s
 
 
 def _download_failed(generation: Generation, reason: str, *, model: ModelSpec | None) -> str:
-    """The provider finished (and billed) but we could not keep the result.
+    """The provider finished (and may have billed) but we could not keep the result.
 
-    The provider reported success, so its charge is real: we capture the actual
-    cost (its figure, else the price rule) and flag the row for review so an
-    admin can decide whether to refund the member."""
+    The member got nothing and the provider may have charged: neither capturing nor
+    releasing is right by itself, so the reservation is held and the row flagged for
+    review. A team owner or admin settles it (refunded or charged) from the result's
+    page, the credits page or the Django admin (``credits.resolve_review``). The
+    provider's reported charge, if it gave one, stays in ``actual_cost`` for that decision."""
     name = provider_name(generation.provider)
-    actual = generation.actual_cost
-    if actual is None:
-        actual = model.estimate(generation.params, generation.operation) if model else generation.estimated_cost
-    message = (f"{name} finished this job but Kiln could not save its results: {reason}. {name} charged for it, "
-               "so the cost was recorded; an admin can review it.")
+    held = generation.estimated_cost
+    message = (f"{name} finished this job but Kiln could not save its results: {reason}. {name} may have charged "
+               f"for it, so the {held:,} reserved credits are held until a team owner or admin settles it: "
+               f"refunded if {name} did not charge for it, charged if it did.")
 
     def write() -> bool:
-        with transaction.atomic():
-            moved = Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
-                status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
-                progress=None, needs_review=True, actual_cost=actual)
-            if moved:
-                credits.capture(generation, actual, reason=f"Results not saved: {reason}"[:300])
-            return bool(moved)
+        return bool(Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
+            status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
+            progress=None, needs_review=True))
 
-    _db_retry(write)
+    if _db_retry(write):
+        logger.warning("generation %s: results not saved (%s); credits held for review", generation.pk, reason)
     return "failed"
 
 
