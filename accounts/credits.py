@@ -266,8 +266,8 @@ def resolve_review(generation, *, action: str, actor, amount: int | None = None)
         if action == "release":
             entry = release(locked, actor=actor, reason=f"Review by {who}: released.")
             # Refunded: nothing was charged, whatever figure the provider reported.
-            Generation.objects.filter(pk=locked.pk).update(needs_review=False, actual_cost=None)
-            generation.actual_cost = None
+            changes = {"needs_review": False, "actual_cost": None}
+            outcome = f"refunded {entry.available_delta:,} credits" if entry else "nothing was held any more"
         else:
             cost = locked.estimated_cost if amount is None else amount
             entry = capture(locked, cost, actor=actor,
@@ -275,8 +275,13 @@ def resolve_review(generation, *, action: str, actor, amount: int | None = None)
             changes = {"needs_review": False}
             if entry is not None:
                 changes["actual_cost"] = cost
-            Generation.objects.filter(pk=locked.pk).update(**changes)
-        generation.needs_review = False
+            outcome = f"charged {cost:,} credits" if entry else "nothing was held any more"
+        # The job's own words said the credits were held until an admin settles it: say how it ended.
+        if locked.error:
+            changes["error"] = f"{locked.error} Settled by {who}: {outcome}."[:5000]
+        Generation.objects.filter(pk=locked.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(generation, name, value)
         return entry
 
 

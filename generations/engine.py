@@ -949,7 +949,8 @@ def _download_failed(generation: Generation, reason: str, *, model: ModelSpec | 
     provider's reported charge, if it gave one, stays in ``actual_cost`` for that decision."""
     name = provider_name(generation.provider)
     held = generation.estimated_cost
-    message = (f"{name} finished this job but Kiln could not save its results: {reason}. {name} may have charged "
+    # What happened first (a card shows the first lines), then the money and who decides.
+    message = (f"Kiln could not save the results of this job: {reason}. {name} had finished it and may have charged "
                f"for it, so the {held:,} reserved credits are held until a team owner or admin settles it: "
                f"refunded if {name} did not charge for it, charged if it did.")
 

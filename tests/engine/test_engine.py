@@ -264,7 +264,7 @@ def test_a_result_that_is_not_media_is_refused_by_its_magic_bytes(make, sandbox)
                   headers={"Content-Type": "video/mp4"}, count=5)
     generation = drive(generation.pk)
     assert generation.status == Status.FAILED and generation.needs_review
-    assert "HTML" in generation.error and "could not save its results" in generation.error
+    assert "HTML" in generation.error and "Kiln could not save the results of this job" in generation.error
     assert generation.media.count() == 0
     assert ledger_kinds(generation) == ["reserve"]  # Shark billed it, the member got nothing: an admin decides
     assert_ledger_consistent()

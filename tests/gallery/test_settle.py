@@ -11,8 +11,8 @@ from tests.conftest import make_member
 from .conftest import make_generation, membership_of
 
 HX = {"HX-Request": "true"}
-WORDS = ("Shark AI finished this job but Kiln could not save its results: its download link had expired (HTTP 403) "
-         "and asking Shark AI again gave no working one. Shark AI may have charged for it, so the 4,000 reserved "
+WORDS = ("Kiln could not save the results of this job: its download link had expired (HTTP 403) and asking Shark AI "
+         "again gave no working one. Shark AI had finished it and may have charged for it, so the 4,000 reserved "
          "credits are held until a team owner or admin settles it: refunded if Shark AI did not charge for it, "
          "charged if it did.")
 
@@ -117,3 +117,10 @@ def test_a_job_that_needs_no_review_offers_no_settle_buttons(owner_client, team,
     g = make_generation(team, owner, status=Status.FAILED, error="Content was blocked by the safety system.")
     html = owner_client.get(url("detail", g)).content.decode()
     assert url("settle", g) not in html and "Needs review" not in html
+
+
+def test_the_jobs_words_say_how_it_was_settled(owner_client, held):
+    owner_client.post(url("settle", held), {"action": "capture"})
+    held.refresh_from_db()
+    assert held.error.startswith(WORDS)
+    assert held.error.endswith("Settled by owner@acme.test: charged 4,000 credits.")
