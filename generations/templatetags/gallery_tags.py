@@ -38,7 +38,8 @@ def _provider(provider_id: str):
 @cache
 def model_label(provider_id: str, model_id: str) -> str:
     provider = _provider(provider_id)
-    spec = provider.get_model(model_id) if provider is not None else None
+    # job_model: a model no longer offered (retired) still shows its name on old cards.
+    spec = provider.job_model(model_id) if provider is not None else None
     return spec.label if spec else model_id
 
 

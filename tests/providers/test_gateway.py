@@ -366,7 +366,7 @@ def test_a_failed_job_keeps_no_progress_and_no_page_shows_a_bar(owner, owner_cli
     from generations import engine
     from generations.services import create_generation
 
-    sandbox.control(duration=30)
+    sandbox.control(duration=600)  # 1 % = 6 s: the 30 % still reads 30 % on a slow machine
     sandbox_key(team, "gateway")
     membership = Membership.objects.get(user=owner, team=team)
     generation = create_generation(membership=membership, provider_id="gateway", model_id="viduq3p-720p",
