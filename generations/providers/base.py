@@ -65,6 +65,11 @@ class ProviderError(Exception):
         return f"ProviderError({self.message!r}, retryable={self.retryable}, status={self.status_code})"
 
 
+# ``ProviderError.code`` when the provider answered that it cannot serve the model at all
+# (a gateway with no channel for it): permanent, the job ends at once and is refunded.
+MODEL_UNAVAILABLE = "model_unavailable"
+
+
 # ---------------------------------------------------------------------------
 # The catalog: parameter schemas
 
@@ -398,7 +403,13 @@ class Provider:
         raise NotImplementedError
 
     def get_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        """A model the catalog offers (to the key with ``model_ids``): only these can be submitted."""
         return next((m for m in self.models(model_ids) if m.id == model_id), None)
+
+    def job_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        """The schema of a job already sent: an offered model, or one this adapter still
+        understands although it no longer offers it (so jobs in flight can be followed)."""
+        return self.get_model(model_id, model_ids)
 
     def submit(self, job: Job, credentials: Credentials) -> Submitted:
         raise NotImplementedError
