@@ -1,7 +1,8 @@
-"""Django admin for superusers: users (e-mail sign-in), teams and memberships.
+"""Django admin for superusers: users (e-mail sign-in), teams, memberships and invitations.
 
 Membership changes keep the rules of ``accounts.services``: every membership has
-a wallet, and a team always keeps at least one owner.
+a wallet, and a team always keeps at least one owner. Invitations are only revoked or
+re-sent here, through ``accounts.invitations`` like the team page.
 """
 
 from django import forms
@@ -9,10 +10,12 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count, Q
+from django.utils import timezone
 
+from accounts import invitations, mail
 from accounts.credits import wallet_for
-from accounts.models import Membership, Role, Team, User
-from accounts.services import LAST_OWNER
+from accounts.models import Invitation, InvitationState, Membership, Role, Team, User
+from accounts.services import LAST_OWNER, MembershipError
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -163,6 +166,108 @@ class MembershipAdmin(admin.ModelAdmin):
             self.message_user(request, f"Nothing deleted: it would leave {teams} without an owner.", messages.ERROR)
             return
         super().delete_queryset(request, queryset)
+
+
+class InvitationStateFilter(admin.SimpleListFilter):
+    """The state a person sees (``Invitation.status``): a pending invitation past its expiry
+    is expired, whether or not anyone has opened its link since."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return InvitationState.choices
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == InvitationState.PENDING:
+            return queryset.filter(state=InvitationState.PENDING, expires__gt=now)
+        if self.value() == InvitationState.EXPIRED:
+            return queryset.filter(Q(state=InvitationState.EXPIRED) | Q(state=InvitationState.PENDING,
+                                                                         expires__lte=now))
+        if self.value() in (InvitationState.ACCEPTED, InvitationState.REVOKED):
+            return queryset.filter(state=self.value())
+        return queryset
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Every team's invitations, for an operator answering "I never got the e-mail" or "withdraw
+    that one": revoke (the link stops working at once) or re-send (a new e-mail, the old link
+    dies), both through ``accounts.invitations``. Nothing is added or edited by hand: an
+    invitation whose e-mail was never sent is one nobody can accept. The token exists only in
+    the e-mail; its hash is not shown."""
+
+    list_display = ("email", "team", "role", "state_label", "invited_by", "created", "expires", "sent")
+    list_filter = (InvitationStateFilter, "role", ("sent", admin.EmptyFieldListFilter), "team")
+    list_select_related = ("team", "invited_by")
+    search_fields = ("email", "team__name", "team__slug")
+    search_help_text = "An e-mail address, or a team's name or slug."
+    date_hierarchy = "created"
+    fields = ("public_id", "email", "team", "role", "state_label", "invited_by", "created", "sent", "expires",
+              "ended", "accepted_by")
+    readonly_fields = fields
+    actions = ("revoke_selected", "resend_selected")
+
+    def has_add_permission(self, request):
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Every field is read-only: nothing to save. (Revoking and re-sending are the list's actions.)
+        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="State", ordering="state")
+    def state_label(self, obj):
+        return obj.get_status_display()
+
+    def _refused(self, request, refused: list[str], what: str) -> None:
+        if refused:
+            self.message_user(request, f"Not {what} ({len(refused)}): " + " ".join(refused), messages.WARNING)
+
+    @admin.action(description="Revoke the selected invitations", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        revoked, refused = 0, []
+        for invitation in queryset.select_related("team"):
+            if invitation.state == InvitationState.REVOKED:
+                continue
+            try:
+                invitations.revoke(invitation)
+            except MembershipError as exc:
+                refused.append(f"{invitation.team.name}: {exc}")
+            else:
+                revoked += 1
+        if revoked or not refused:
+            self.message_user(request, f"Revoked {_plural(revoked, 'invitation')}; their links no longer work.",
+                              messages.SUCCESS)
+        self._refused(request, refused, "revoked")
+
+    @admin.action(description="Re-send the selected invitations (new link; the old one stops working)",
+                  permissions=["change"])
+    def resend_selected(self, request, queryset):
+        sent, refused, failed = 0, [], []
+        base_url = mail.site_url(request)
+        for invitation in queryset.select_related("team"):
+            try:
+                result = invitations.resend(invitation, base_url=base_url)
+            except MembershipError as exc:
+                refused.append(f"{invitation.team.name}: {exc}")
+                continue
+            if result.error:
+                failed.append(f"{invitation.email} ({invitation.team.name}): {result.error}.")
+            else:
+                sent += 1
+        if sent or not (refused or failed):
+            self.message_user(request, f"Sent {_plural(sent, 'new invitation')}; the earlier links no longer work.",
+                              messages.SUCCESS)
+        self._refused(request, refused, "re-sent")
+        if failed:
+            self.message_user(request, f"Saved with a new link, but the e-mail could not be sent ({len(failed)}): "
+                                       + " ".join(failed) + " Re-send once the mail server works.", messages.ERROR)
 
 
 # Wallets and the ledger (R7) are registered below this line.

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.credits import spend_expression
 from accounts.models import CREDITS_PER_USD, LedgerEntry, LedgerKind, Membership, Team
+from generations.gallery import FIRST_DAY, LAST_DAY
 from generations.models import Generation, Status
 from generations.providers.registry import PROVIDER_NAMES, UnknownProvider, get_provider
 
@@ -49,6 +50,12 @@ class UsageFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        for name in ("start", "end"):
+            day = data.get(name)
+            if day and not FIRST_DAY <= day <= LAST_DAY:
+                # The report runs to the start of the day after ``end`` in the site's time zone.
+                self.add_error(name, f"Enter a date between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.")
+                return data
         period = data.get("period") or DAY
         today = timezone.localdate()
         end = data.get("end") or today

@@ -209,6 +209,38 @@ def held_for(generation) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """What a generation cost, from its ledger entries (the truth, not the estimate)."""
+
+    reserved: int          # what was reserved when it was created
+    charged: int           # what a capture took (0 when released or not settled yet)
+    verdict: str           # "captured", "released", "held" (awaiting one) or "none" (nothing reserved)
+
+    def describe(self) -> str:
+        """"cost 4,000 credits", "cost 0 credits · 4,000 reserved, refunded"..."""
+        if self.verdict == "captured":
+            return f"cost {self.charged:,} credits"
+        if self.verdict == "released":
+            return f"cost 0 credits · {self.reserved:,} reserved, refunded"
+        if self.verdict == "held":
+            return f"cost not settled · {self.reserved:,} credits held until an admin reviews it"
+        return "cost 0 credits"
+
+
+def settlement(generation) -> Settlement:
+    entries = list(LedgerEntry.objects.filter(generation_ref=generation.public_id)
+                   .values_list("kind", "available_delta", "reserved_delta"))
+    reserved = sum(r for kind, _, r in entries if kind == LedgerKind.RESERVE)
+    captures = [(a, r) for kind, a, r in entries if kind == LedgerKind.CAPTURE]
+    if captures:
+        # A capture moves ``held`` out of reserved and gives back ``held - actual``.
+        return Settlement(reserved, sum(-r - a for a, r in captures), "captured")
+    if any(kind == LedgerKind.RELEASE for kind, _, _ in entries):
+        return Settlement(reserved, 0, "released")
+    return Settlement(reserved, 0, "held" if entries else "none")
+
+
 REVIEW_ACTIONS = ("release", "capture")
 
 
@@ -233,7 +265,9 @@ def resolve_review(generation, *, action: str, actor, amount: int | None = None)
         who = getattr(actor, "email", "an admin")
         if action == "release":
             entry = release(locked, actor=actor, reason=f"Review by {who}: released.")
-            Generation.objects.filter(pk=locked.pk).update(needs_review=False)
+            # Refunded: nothing was charged, whatever figure the provider reported.
+            changes = {"needs_review": False, "actual_cost": None}
+            outcome = f"refunded {entry.available_delta:,} credits" if entry else "nothing was held any more"
         else:
             cost = locked.estimated_cost if amount is None else amount
             entry = capture(locked, cost, actor=actor,
@@ -241,8 +275,13 @@ def resolve_review(generation, *, action: str, actor, amount: int | None = None)
             changes = {"needs_review": False}
             if entry is not None:
                 changes["actual_cost"] = cost
-            Generation.objects.filter(pk=locked.pk).update(**changes)
-        generation.needs_review = False
+            outcome = f"charged {cost:,} credits" if entry else "nothing was held any more"
+        # The job's own words said the credits were held until an admin settles it: say how it ended.
+        if locked.error:
+            changes["error"] = f"{locked.error} Settled by {who}: {outcome}."[:5000]
+        Generation.objects.filter(pk=locked.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(generation, name, value)
         return entry
 
 

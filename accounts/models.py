@@ -123,6 +123,60 @@ class Membership(models.Model):
         return self.role in (Role.OWNER, Role.ADMIN)
 
 
+class InvitationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
+class Invitation(models.Model):
+    """An e-mailed offer to join a team with a role: the only way a membership is created.
+
+    The link's token is random (256 bits) and stored only as its sha256, so neither the
+    database nor any page can give it back; a re-send replaces it, so the old link stops
+    working. Only a pending invitation before ``expires`` can be accepted, once.
+    (``accounts.invitations`` holds the rules.)"""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # Null: the operator (manage.py teams) or the upgrade that made it.
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+    # When the current link was e-mailed; null: never (an upgraded member: re-send it).
+    sent = models.DateTimeField(null=True, blank=True)
+    expires = models.DateTimeField()
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    state = models.CharField(max_length=10, choices=InvitationState.choices, default=InvitationState.PENDING)
+    ended = models.DateTimeField(null=True, blank=True, help_text="When it was accepted, revoked or found expired.")
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # One open invitation per address and team: inviting again re-sends it.
+            models.UniqueConstraint(fields=["team", "email"], condition=Q(state="pending"),
+                                    name="one_pending_invitation_per_team_and_email"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} to {self.team} ({self.role}, {self.status})"
+
+    @property
+    def status(self) -> str:
+        """The state a person sees: a pending invitation past ``expires`` is expired."""
+        if self.state == InvitationState.PENDING and self.expires <= timezone.now():
+            return InvitationState.EXPIRED
+        return self.state
+
+    def get_status_display(self) -> str:
+        return InvitationState(self.status).label
+
+
 class Wallet(models.Model):
     """A member's credits in one team. ``available`` may go below zero only by
     an over-cost capture (the provider billed more than the estimate)."""

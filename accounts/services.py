@@ -1,25 +1,19 @@
 """Teams and memberships: the only code that creates, changes or removes a membership.
 
-Used by the team page, the admin and ``manage.py teams``. Every change runs in
+Used by the team page, the admin and ``manage.py teams``. Nobody is added directly:
+people join through an invitation (``accounts.invitations``). Every change runs in
 one transaction that locks the team's owner rows first, so two requests can
 never together leave a team without an owner.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
-from accounts.credits import wallet_for
-from accounts.models import Membership, Role, Team, User
+from accounts.models import Invitation, InvitationState, Membership, Role, Team, User
 
 
 class MembershipError(Exception):
@@ -27,22 +21,6 @@ class MembershipError(Exception):
 
 
 LAST_OWNER = "A team must keep at least one owner: make someone else an owner first."
-
-
-@dataclass
-class MemberAdded:
-    membership: Membership
-    created_user: bool
-    # The one-time link path for a person who has no password yet, else "".
-    set_password_path: str
-
-
-def set_password_path(user: User) -> str:
-    """A one-time path where ``user`` chooses a password (Django's reset-token machinery:
-    the token stops working as soon as the password changes, or after PASSWORD_RESET_TIMEOUT)."""
-    uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
-    token = default_token_generator.make_token(user)
-    return reverse("accounts:set_password", kwargs={"uidb64": uidb64, "token": token})
 
 
 def _clean_email(email: str) -> str:
@@ -57,14 +35,6 @@ def _clean_email(email: str) -> str:
 def _check_role(role: str) -> None:
     if role not in Role.values:
         raise MembershipError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
-
-
-def _get_or_create_user(email: str) -> tuple[User, bool]:
-    user = User.objects.filter(email=email).first()
-    if user:
-        return user, False
-    user = User.objects.create_user(email, password=None)  # unusable password until they set one
-    return user, True
 
 
 def _lock_owners(team: Team) -> list[int]:
@@ -85,8 +55,10 @@ def _may_touch(actor: Membership | None, target_role: str, new_role: str | None 
 
 
 @transaction.atomic
-def create_team(slug: str, name: str, owner_email: str) -> MemberAdded:
-    """A new team with ``owner_email`` as its owner (the account is created if needed)."""
+def create_team(slug: str, name: str, owner_email: str) -> Team:
+    """A new team, with no members yet: its owner joins through an invitation
+    (``accounts.invitations.create_team`` sends it). ``owner_email`` is checked first so
+    that a bad address leaves no team behind."""
     slug = (slug or "").strip()
     try:
         validate_slug(slug)
@@ -95,53 +67,14 @@ def create_team(slug: str, name: str, owner_email: str) -> MemberAdded:
     name = (name or "").strip()
     if not name:
         raise MembershipError("A team needs a name.")
+    _clean_email(owner_email)
     if Team.objects.filter(slug=slug).exists():
         raise MembershipError(f"A team with the slug {slug!r} already exists.")
-    email = _clean_email(owner_email)
     try:
         with transaction.atomic():
-            team = Team.objects.create(slug=slug, name=name)
+            return Team.objects.create(slug=slug, name=name)
     except IntegrityError:
         raise MembershipError(f"A team with the slug {slug!r} already exists.") from None
-    return add_member(team, email, Role.OWNER)
-
-
-@transaction.atomic
-def add_member(team: Team, email: str, role: str = Role.MEMBER, *, actor: Membership | None = None) -> MemberAdded:
-    """Add the person with ``email`` to ``team`` (creating their account with no password
-    if they have none), with a wallet. A removed member is restored with their wallet."""
-    email = _clean_email(email)
-    _check_role(role)
-    _may_touch(actor, Role.MEMBER, role)
-    user, created = _get_or_create_user(email)
-    membership = Membership.objects.select_for_update().filter(team=team, user=user).first()
-    if membership and membership.removed_at is None:
-        raise MembershipError(f"{email} is already a member of {team.name}.")
-    if membership:
-        membership.removed_at = None
-        membership.role = role
-        membership.save(update_fields=["removed_at", "role"])
-    else:
-        membership = Membership.objects.create(team=team, user=user, role=role)
-    wallet_for(membership)
-    path = set_password_path(user) if _may_get_set_password_link(actor, user, team) else ""
-    return MemberAdded(membership, created, path)
-
-
-def _may_get_set_password_link(actor: Membership | None, user: User, team: Team) -> bool:
-    """Whether whoever adds ``user`` may be handed the link that chooses their password.
-
-    The operator (the CLI: no ``actor``) may for anyone without a password. A team's
-    manager may only for someone who is nobody else's: no membership in any other team
-    (not even a removed one) and no staff rights. Otherwise the admin of team B could
-    add a person invited to team A who has not chosen a password yet, choose it for them
-    and sign in as them to team A (or to the admin site)."""
-    if user.has_usable_password():
-        return False
-    if actor is None:
-        return True
-    return not (user.is_staff or user.is_superuser
-                or Membership.objects.filter(user=user).exclude(team=team).exists())
 
 
 @transaction.atomic
@@ -174,3 +107,8 @@ def remove_member(membership: Membership, *, actor: Membership | None = None) ->
         raise MembershipError(LAST_OWNER)
     membership.removed_at = timezone.now()
     membership.save(update_fields=["removed_at"])
+    # An upgraded member who never chose a password has a pending invitation: it goes too,
+    # or its link would bring them back.
+    Invitation.objects.filter(team_id=membership.team_id, email=membership.user.email,
+                              state=InvitationState.PENDING).update(state=InvitationState.REVOKED,
+                                                                    ended=timezone.now())

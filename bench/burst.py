@@ -37,7 +37,7 @@ from urllib.parse import urlencode, urlsplit
 from bench import common
 from bench.common import Row, log, percentile
 
-MODEL = "alibaba/wan-2.5"
+MODEL = "alibaba/wan-2.7"
 SPACING = 0.02   # seconds between two POSTs: 500 in 10 s
 THREADS = 32
 

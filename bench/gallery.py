@@ -64,7 +64,7 @@ def _load(team, memberships, count: int, key) -> None:
                     status = "failed" if failed else "succeeded"
                     c = created[i]
                     copy.write_row((
-                        gen0 + i, uuid.uuid4(), "shark", "alibaba/wan-2.5" if video else "openai/gpt-image-2",
+                        gen0 + i, uuid.uuid4(), "shark", "alibaba/wan-2.7" if video else "openai/gpt-image-2",
                         "video" if video else "image", "text-to-video" if video else "text-to-image",
                         '{"resolution": "480p", "duration": "5"}' if video else '{"size": "1024x1024"}',
                         status, f"job-{gen0 + i}", "failed" if failed else "completed", None if failed else 100,

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from bench import common
 from bench.common import Row, log, median, percentile
 
-MODEL_ID = "alibaba/wan-2.5"
+MODEL_ID = "alibaba/wan-2.7"
 OPERATION = "text-to-video"
 PROMPT = "a lighthouse keeper walks along the cliff at dawn"
 GATEWAY_INTERVAL = 15.0

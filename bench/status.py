@@ -40,7 +40,7 @@ def _pending_cards(team, membership, key, count: int):
     now = datetime.now(UTC)
     prompt = Prompt.objects.create(team=team, author=membership.user, text="a paper boat on a flooded street")
     Generation.objects.bulk_create([
-        Generation(team=team, author=membership.user, prompt=prompt, provider="shark", model="alibaba/wan-2.5",
+        Generation(team=team, author=membership.user, prompt=prompt, provider="shark", model="alibaba/wan-2.7",
                    kind="video", operation="text-to-video", params={"resolution": "480p", "duration": "5"},
                    provider_key=key, status=Status.RUNNING, provider_job_id=f"bench-{i}", provider_status="running",
                    progress=40, created=now - timedelta(seconds=i), submitted_at=now, started_at=now,

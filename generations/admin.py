@@ -2,7 +2,7 @@
 
 Provider keys: the API key is write-only. The form has a "new API key" field
 (never rendered back); saving it encrypts through ``ProviderKey.set_api_key``.
-Only ``••••last4`` is ever displayed; the ciphertext is never shown.
+Only ``••••last4`` is ever displayed (bullets alone for a short key); the ciphertext is never shown.
 """
 
 from django import forms
@@ -60,7 +60,7 @@ class ProviderKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="API key")
     def masked_key(self, obj):
-        return obj.masked if obj.api_key_last4 else "—"
+        return obj.masked if obj.api_key_encrypted else "—"
 
     @admin.display(description="Provider", ordering="provider")
     def provider_display(self, obj):

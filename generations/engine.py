@@ -82,6 +82,7 @@ from generations.mediafiles import MediaRejected
 from generations.models import IN_FLIGHT, Generation, InputMedia, Media, ProviderKey, Status
 from generations.providers import http
 from generations.providers.base import (
+    MODEL_UNAVAILABLE,
     Credentials,
     Job,
     JobInput,
@@ -138,9 +139,9 @@ def credentials_for(generation: Generation) -> Credentials:
 def model_for(generation: Generation) -> ModelSpec:
     provider = get_provider(generation.provider)
     key = generation.provider_key
-    model = provider.get_model(generation.model, (key.model_ids or None) if key else None)
+    model = provider.job_model(generation.model, (key.model_ids or None) if key else None)
     if model is None:
-        model = provider.get_model(generation.model)
+        model = provider.job_model(generation.model)
     if model is None:
         raise EngineError(f"{provider_name(generation.provider)} no longer lists the model “{generation.model}”.")
     return model
@@ -293,7 +294,8 @@ def mark_lost(pk: int, claimed_at: datetime, why: str = "") -> bool:
     message = lost_message(generation.provider)
     moved = _db_retry(lambda: Generation.objects.filter(
         pk=pk, status=Status.QUEUED, claimed_at=claimed_at, provider_job_id="").update(
-        status=Status.EXPIRED, needs_review=True, finished_at=timezone.now(), next_poll_at=None, error=message))
+        status=Status.EXPIRED, needs_review=True, finished_at=timezone.now(), next_poll_at=None, error=message,
+        progress=None))
     if moved:
         logger.warning("generation %s: submit outcome unknown (%s); expired for review", pk, why or "worker lost")
     return bool(moved)
@@ -307,7 +309,7 @@ def _fail(pk: int, expected: Status | frozenset | list, message: str, *, release
         with transaction.atomic():
             moved = Generation.objects.filter(pk=pk, status__in=statuses).update(
                 status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
-                needs_review=needs_review, **extra)
+                progress=None, needs_review=needs_review, **extra)
             if moved and release:
                 _settle_release(Generation.objects.get(pk=pk), f"Failed: {message}")
             return bool(moved)
@@ -390,6 +392,9 @@ def refusal_message(name: str, exc: ProviderError) -> str:
         return f"{name} says the account behind this team's API key cannot pay for this: {words}"
     if exc.status_code == 403:
         return f"{name} does not allow this team's API key to do this: {words}"
+    if exc.code == MODEL_UNAVAILABLE:
+        return (f"{words} ({name} cannot serve this model now: nothing was charged. Choose another model, or ask "
+                "the gateway's operator to enable this one.)")
     return words
 
 
@@ -398,6 +403,12 @@ def _submit_error(generation: Generation, exc: ProviderError, claimed_at: dateti
     name = provider_name(generation.provider)
     _touch_key(generation.provider_key_id, exc.message)
     if not exc.retryable:
+        if exc.code == MODEL_UNAVAILABLE:
+            logger.warning("generation %s: %s refused the model %s (HTTP %s): %s; failed and refunded",
+                           pk, name, generation.model, exc.status_code, exc.message)
+        else:
+            logger.info("generation %s: %s refused the job (HTTP %s): %s; failed and refunded",
+                        pk, name, exc.status_code, exc.message)
         _fail(pk, Status.QUEUED, refusal_message(name, exc))
         return "refused"
     if not _known_not_sent(exc):
@@ -606,7 +617,7 @@ def expired_message(generation: Generation, now: datetime, last_error: str = "")
 
 def _expire(generation: Generation, now: datetime, last_error: str = "") -> bool:
     moved = Generation.objects.filter(pk=generation.pk, status__in=IN_FLIGHT).update(
-        status=Status.EXPIRED, needs_review=True, finished_at=now, next_poll_at=None,
+        status=Status.EXPIRED, needs_review=True, finished_at=now, next_poll_at=None, progress=None,
         error=expired_message(generation, now, last_error))
     return bool(moved)
 
@@ -629,7 +640,7 @@ def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec
             if not outputs:
                 _db_retry(lambda: in_flight.update(
                     **common, status=Status.FAILED, needs_review=True, finished_at=now, next_poll_at=None,
-                    actual_cost=progress.cost,
+                    progress=None, actual_cost=progress.cost,
                     error=f"{name} reported success but sent no results. The reserved credits are held for review."))
                 return
 
@@ -648,8 +659,11 @@ def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec
 
             def finish() -> None:
                 with transaction.atomic():
+                    # A job that ended without a result has no progress (the provider may say
+                    # "100%" with its failure, or nothing): no bar, no stale 30 %.
                     moved = in_flight.update(**common, status=Status.CANCELLED if cancelled else Status.FAILED,
-                                             error=message[:5000], finished_at=now, next_poll_at=None)
+                                             error=message[:5000], finished_at=now, next_poll_at=None,
+                                             progress=None)
                     if moved:
                         _settle_release(generation, f"{'Cancelled' if cancelled else 'Failed'}: {message}")
 
@@ -836,6 +850,10 @@ def _save_output(generation: Generation, position: int, output: dict, refresh: C
                 continue  # expired or refused: a fresh URL, then the fallback
             raise _SaveFailed(exc.message, retryable=exc.retryable) from None
     else:
+        if last is not None and last.status_code in EXPIRED_URL_STATUSES:
+            name = provider_name(generation.provider)
+            raise _SaveFailed(f"its download link had expired (HTTP {last.status_code}) and asking {name} again "
+                              "gave no working one")
         raise _SaveFailed(f"the file could not be fetched ({last.message if last else 'no URL was given'})")
 
     sniffed = mediafiles.sniff(got.head)
@@ -922,28 +940,27 @@ def _download_retry(generation: Generation, model: ModelSpec, message: str) -> s
 
 
 def _download_failed(generation: Generation, reason: str, *, model: ModelSpec | None) -> str:
-    """The provider finished (and billed) but we could not keep the result.
+    """The provider finished (and may have billed) but we could not keep the result.
 
-    The provider reported success, so its charge is real: we capture the actual
-    cost (its figure, else the price rule) and flag the row for review so an
-    admin can decide whether to refund the member."""
+    The member got nothing and the provider may have charged: neither capturing nor
+    releasing is right by itself, so the reservation is held and the row flagged for
+    review. A team owner or admin settles it (refunded or charged) from the result's
+    page, the credits page or the Django admin (``credits.resolve_review``). The
+    provider's reported charge, if it gave one, stays in ``actual_cost`` for that decision."""
     name = provider_name(generation.provider)
-    actual = generation.actual_cost
-    if actual is None:
-        actual = model.estimate(generation.params, generation.operation) if model else generation.estimated_cost
-    message = (f"{name} finished this job but Kiln could not save its results: {reason}. {name} charged for it, "
-               "so the cost was recorded; an admin can review it.")
+    held = generation.estimated_cost
+    # What happened first (a card shows the first lines), then the money and who decides.
+    message = (f"Kiln could not save the results of this job: {reason}. {name} had finished it and may have charged "
+               f"for it, so the {held:,} reserved credits are held until a team owner or admin settles it: "
+               f"refunded if {name} did not charge for it, charged if it did.")
 
     def write() -> bool:
-        with transaction.atomic():
-            moved = Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
-                status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
-                needs_review=True, actual_cost=actual)
-            if moved:
-                credits.capture(generation, actual, reason=f"Results not saved: {reason}"[:300])
-            return bool(moved)
+        return bool(Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
+            status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
+            progress=None, needs_review=True))
 
-    _db_retry(write)
+    if _db_retry(write):
+        logger.warning("generation %s: results not saved (%s); credits held for review", generation.pk, reason)
     return "failed"
 
 

@@ -48,6 +48,9 @@ SEARCH_ID_LIMIT = 10_000  # see search_prompts
 ACTIVE = "active"  # status filter: every job that has not finished yet
 STATUS_FILTERS = [(ACTIVE, "In progress"), *Status.choices]
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# The dates a filter may name. A day is turned into the start of it and of the next one in
+# the site's time zone, which overflows Python's calendar at either end (9999-12-31 + 1 day).
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9998, 12, 31)
 
 
 # ---------------------------------------------------------------------------
@@ -191,10 +194,14 @@ def _date(params, name: str, errors: dict[str, str]) -> dt.date | None:
     if not raw:
         return None
     try:
-        return dt.date.fromisoformat(raw)
+        day = dt.date.fromisoformat(raw)
     except ValueError:
         errors[name] = "Enter a date as YYYY-MM-DD."
         return None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        errors[name] = f"Enter a date between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}."
+        return None
+    return day
 
 
 def parse_filters(params: Mapping[str, str]) -> GalleryFilters:

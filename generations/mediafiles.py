@@ -4,7 +4,8 @@ Nothing a provider or an uploader says about a file is trusted: the type comes
 from its first bytes (``sniff``), never from a Content-Type header or a file
 name, and only the types below are accepted. Images are opened with Pillow
 under a pixel limit (a small file that decodes to gigapixels is refused before
-decoding); videos are probed and their first frame decoded with PyAV.
+decoding); videos are probed with PyAV, and what their container declares (size,
+codec, duration, frame count) is checked before a single frame is decoded.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ MAX_SIDE = 8192                     # pixels, either side
 MAX_PIXELS = MAX_SIDE * MAX_SIDE    # Pillow's own guard, made explicit
 THUMBNAIL_SIDE = 512
 THUMBNAIL_QUALITY = 80
+
+# A video longer than this, or with more frames, is not a generation's input or output.
+MAX_VIDEO_SECONDS = 600
+MAX_VIDEO_FRAMES = MAX_VIDEO_SECONDS * 120
+# The decoders a video may need (FFmpeg's names): what providers send and phones and
+# editors make. Anything else is refused before a decoder is opened.
+VIDEO_CODECS = {"h264": "H.264", "hevc": "H.265", "vp8": "VP8", "vp9": "VP9", "av1": "AV1", "mpeg4": "MPEG-4",
+                "mjpeg": "Motion JPEG"}
 
 # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; we check the
 # header size ourselves first, so this is the second line of defence.
@@ -158,24 +167,38 @@ def process_image(path: str | Path) -> Processed:
 
 
 def process_video(path: str | Path) -> Processed:
-    """Width, height, duration and a WebP poster of the first decodable frame."""
+    """Width, height, duration and a WebP poster of the first decodable frame.
+
+    What the container declares is checked first, before any frame is decoded: a 2 MB
+    Motion JPEG ``.mov`` declaring 12000x12000 pixels took a worker from 74 MB to 2 GB
+    when its first frame was decoded and converted to check its size. The memory a probe
+    may then use is bounded: FFmpeg's ``max_pixels`` (in the stream probing of ``av.open``
+    and in the decoder) refuses any picture larger than declared, one decoding thread
+    holds one frame, and that frame is scaled straight to the poster's size (no full-size
+    RGB copy). At most one frame of at most MAX_SIDE x MAX_SIDE pixels, then."""
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options={"max_pixels": str(MAX_PIXELS), "threads": "1"}) as container:
             if not container.streams.video:
                 raise MediaRejected("This file has no video stream.")
             stream = container.streams.video[0]
-            width, height = stream.codec_context.width, stream.codec_context.height
+            context = stream.codec_context
+            width, height = context.width, context.height
             duration = None
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
             elif container.duration is not None:
                 duration = container.duration / av.time_base
+            # The format's name ("av1"), not the decoder's ("libdav1d").
+            check_video(width, height, context.codec.canonical_name, duration, stream.frames)
+            # Decoders allocate pictures with their sides aligned (up to 128 pixels, AV1's
+            # superblocks): no more than that above the declared size.
+            context.options = {"max_pixels": str((width + 128) * (height + 128))}
+            context.thread_count = 1
             poster = None
             for frame in container.decode(stream):
-                poster = _webp_thumbnail(frame.to_image())
-                width, height = width or frame.width, height or frame.height
+                poster = _poster(frame)
                 break
     except MediaRejected:
         raise
@@ -183,9 +206,34 @@ def process_video(path: str | Path) -> Processed:
         raise MediaRejected(f"This video cannot be read ({type(exc).__name__}).") from None
     if poster is None:
         raise MediaRejected("This video has no frame that can be decoded.")
-    if width and height and (width > MAX_SIDE or height > MAX_SIDE):
+    return Processed(width, height, round(duration, 3) if duration else None, poster)
+
+
+def check_video(width: int, height: int, codec: str, duration: float | None, frames: int | None) -> None:
+    """Refuse, from what the container declares, a video Kiln will not decode."""
+    if not width or not height:
+        # FFmpeg reads the size from the stream's headers under the same pixel limit, and
+        # forgets a size above it: too large, or not said at all.
+        raise MediaRejected(f"This video's pictures are larger than {MAX_SIDE}x{MAX_SIDE} or of no stated size; "
+                            f"at most {MAX_SIDE}x{MAX_SIDE} is accepted.")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise MediaRejected(f"This video is {width}x{height}; at most {MAX_SIDE}x{MAX_SIDE} is accepted.")
-    return Processed(width or None, height or None, round(duration, 3) if duration else None, poster)
+    if codec not in VIDEO_CODECS:
+        raise MediaRejected(f"This video is encoded as {codec or 'an unknown codec'}; Kiln reads "
+                            f"{', '.join(VIDEO_CODECS.values())}.")
+    if duration is not None and duration > MAX_VIDEO_SECONDS:
+        raise MediaRejected(f"This video is {duration / 60:.0f} minutes long; at most "
+                            f"{MAX_VIDEO_SECONDS // 60} minutes is accepted.")
+    if frames and frames > MAX_VIDEO_FRAMES:
+        raise MediaRejected(f"This video has {frames:,} frames; at most {MAX_VIDEO_FRAMES:,} are accepted.")
+
+
+def _poster(frame) -> bytes:
+    """A WebP poster of a decoded frame, scaled from the decoder's own format in one step."""
+    scale = min(1.0, THUMBNAIL_SIDE / max(frame.width, frame.height))
+    width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    return _webp_thumbnail(frame.reformat(width=width, height=height, format="rgb24",
+                                          interpolation="BICUBIC").to_image())
 
 
 def process(path: str | Path, sniffed: Sniffed) -> Processed:

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generations.crypto import decrypt, encrypt
+from generations.providers.redaction import MASK_HINT_MIN_LENGTH
 
 
 class Kind(models.TextChoices):
@@ -32,16 +33,22 @@ class Operation(models.TextChoices):
     VIDEO_EDIT = "video-edit", "Video edit"
 
 
+def last_four(raw: str) -> str:
+    """What of a clear key may be kept and shown beside its bullets: its last four
+    characters, or nothing for a short key."""
+    return raw[-4:] if len(raw) >= MASK_HINT_MIN_LENGTH else ""
+
+
 class ProviderKey(models.Model):
     """A team's API key for one provider. The key is encrypted at rest and
-    write-only: only its last four characters are ever displayed."""
+    write-only: only its last four characters are ever displayed (none of a short key)."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="provider_keys")
     provider = models.CharField(max_length=40)
     label = models.CharField(max_length=100)
     api_key_encrypted = models.TextField(editable=False)
-    api_key_last4 = models.CharField(max_length=4, editable=False)
+    api_key_last4 = models.CharField(max_length=4, editable=False)  # empty for a short key (last_four)
     base_url = models.URLField(blank=True, help_text="Leave empty for the provider's own API.")
     # Gateways expose different models: an operator may list them (one id per line).
     models_override = models.TextField(blank=True, help_text="Model ids this key serves, one per line; empty for the defaults.")
@@ -56,12 +63,12 @@ class ProviderKey(models.Model):
         constraints = [models.UniqueConstraint(fields=["team", "provider", "label"], name="unique_key_label")]
 
     def __str__(self):
-        return f"{self.label} ({self.provider}, …{self.api_key_last4})"
+        return f"{self.label} ({self.provider}, {self.masked})"
 
     def set_api_key(self, raw: str) -> None:
         raw = raw.strip()
         self.api_key_encrypted = encrypt(raw)
-        self.api_key_last4 = raw[-4:]
+        self.api_key_last4 = last_four(raw)
 
     def get_api_key(self) -> str:
         """The clear key, for the provider only. Raises if no configured key decrypts it."""
@@ -69,7 +76,7 @@ class ProviderKey(models.Model):
 
     @property
     def masked(self) -> str:
-        return f"••••{self.api_key_last4}"
+        return f"••••{self.api_key_last4}" if self.api_key_last4 else "••••••••"
 
     @property
     def model_ids(self) -> list[str]:

@@ -434,7 +434,7 @@ def cancel_generation(generation: Generation, *, actor) -> str:
     if outcome.result == CancelResult.CANCELLED:
         moved = Generation.objects.filter(pk=generation.pk, status__in=[Status.SUBMITTED, Status.RUNNING]).update(
             status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled.", next_poll_at=None,
-            provider_status="cancelled")
+            provider_status="cancelled", progress=None)
         if moved:
             credits.release(generation, actor=actor, reason="Cancelled.")
         return "Cancelled."

@@ -6,6 +6,7 @@ Nothing here needs a server: with no variables set, Kiln runs on SQLite under
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from project.env import envbool, envdatabase, envfernetkey, envint, envlist, envsecret, envstr
@@ -89,6 +90,33 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "generations:studio"
 LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Invitations (accounts.invitations): how long an e-mailed link stays valid.
+KILN_INVITATION_DAYS = envint("KILN_INVITATION_DAYS", 7, minimum=1)
+# A password-reset link works once and for this long (seconds; Django's own default is 3 days).
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_TIMEOUT", 60 * 60, minimum=60)
+# Password-reset requests per hour, per address asked for and per client address.
+KILN_PASSWORD_RESETS_PER_HOUR = envint("KILN_PASSWORD_RESETS_PER_HOUR", 5, minimum=1)
+
+# E-mail (invitations, password resets) through Django's mailers. With EMAIL_HOST unset
+# (`make run`), each message is printed in the terminal instead, labelled as such.
+_email_host = envstr("EMAIL_HOST")
+_email_tls, _email_ssl = envbool("EMAIL_USE_TLS", False), envbool("EMAIL_USE_SSL", False)
+if _email_tls and _email_ssl:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one of them")
+MAILERS = {"default": {
+    "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    "OPTIONS": {
+        "host": _email_host,
+        "port": envint("EMAIL_PORT", 465 if _email_ssl else 587 if _email_tls else 25, minimum=1),
+        "username": envstr("EMAIL_HOST_USER"),
+        "password": envstr("EMAIL_HOST_PASSWORD"),
+        "use_tls": _email_tls,
+        "use_ssl": _email_ssl,
+        "timeout": envint("EMAIL_TIMEOUT", 20, minimum=1),
+    },
+} if _email_host else {"BACKEND": "accounts.mail.TerminalEmailBackend"}}
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Kiln <kiln@localhost>")
 
 # Login throttling: lock a username+IP pair after repeated failures.
 AXES_ENABLED = envbool("AXES_ENABLED", True)
@@ -221,5 +249,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "filters": {"forbidden_on_one_line": {"()": "project.logfilters.ForbiddenOnOneLine"}},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"},
+                # A 403 (PermissionDenied) is one line, not a traceback.
+                "django.request": {"filters": ["forbidden_on_one_line"]}},
 }

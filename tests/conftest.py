@@ -220,3 +220,90 @@ def sandbox_key(sandbox, settings):
         return key
 
     return make
+
+
+# ---------------------------------------------------------------------------
+# A real SMTP server on loopback (aiosmtpd): ``mailbox`` points Django's default mailer at
+# it for one test and collects what arrives, parsed.
+
+
+class Mailbox:
+    """What the loopback SMTP server received, as ``email.message.EmailMessage`` objects."""
+
+    def __init__(self):
+        import threading
+
+        self.messages: list = []
+        self._arrived = threading.Condition()
+        self.port = 0
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
+        import email
+        import email.policy
+
+        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        with self._arrived:
+            self.messages.append(message)
+            self._arrived.notify_all()
+        return "250 Message accepted for delivery"
+
+    def clear(self) -> None:
+        with self._arrived:
+            self.messages.clear()
+
+    def wait(self, count: int = 1, timeout: float = 20) -> list:
+        """The first ``count`` messages, waiting for them to arrive (a condition, not a sleep)."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout):
+                raise AssertionError(f"expected {count} e-mail(s), got {len(self.messages)}")
+            return list(self.messages)
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+    @staticmethod
+    def text(message) -> str:
+        return message.get_body(("plain",)).get_content()
+
+    @staticmethod
+    def html(message) -> str:
+        return message.get_body(("html",)).get_content()
+
+    @classmethod
+    def link(cls, message, path: str = "/accounts/") -> str:
+        """The one link in the plain-text part whose path starts with ``path``."""
+        import re
+
+        links = sorted(set(re.findall(r"https?://\S+", cls.text(message))))
+        found = [url for url in links if path in url]
+        assert len(found) == 1, links
+        return found[0]
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    import logging
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
+    mailbox = Mailbox()
+    with socket.socket() as probe:  # a free port (aiosmtpd's controller needs a fixed one)
+        probe.bind(("127.0.0.1", 0))
+        mailbox.port = probe.getsockname()[1]
+    controller = Controller(mailbox, hostname="127.0.0.1", port=mailbox.port)
+    controller.start()
+    yield mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server, settings):
+    """Django's default mailer sends over SMTP to the loopback server; its mailbox, emptied."""
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                                    "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10}}}
+    smtp_server.clear()
+    yield smtp_server
+    smtp_server.clear()

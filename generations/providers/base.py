@@ -15,11 +15,17 @@ Provider failures raise ``ProviderError``: retryable ones (429, 5xx,
 timeouts) are retried with backoff; the others fail the job at once with the
 provider's own message. Unknown status strings map to ``State.RUNNING`` and
 are logged, so the poller never crashes on them.
+
+Whatever ``submit``, ``poll`` and ``cancel`` return or raise is redacted on its way
+out (``Provider.__init_subclass__``, ``providers.redaction``): the job's key and
+anything shaped like a credential are cut from every provider-supplied string before
+Kiln stores or shows it, for every adapter and every caller.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import math
 import re
@@ -57,6 +63,11 @@ class ProviderError(Exception):
 
     def __repr__(self):
         return f"ProviderError({self.message!r}, retryable={self.retryable}, status={self.status_code})"
+
+
+# ``ProviderError.code`` when the provider answered that it cannot serve the model at all
+# (a gateway with no channel for it): permanent, the job ends at once and is refunded.
+MODEL_UNAVAILABLE = "model_unavailable"
 
 
 # ---------------------------------------------------------------------------
@@ -323,9 +334,57 @@ class CancelOutcome:
     message: str = ""
 
 
+def _credentials_in(args: tuple, kwargs: dict) -> Credentials | None:
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, Credentials)), None)
+
+
+def _redacted_progress(progress: Progress, api_key: str) -> Progress:
+    from generations.providers.redaction import redact, redact_value
+
+    progress.error = redact(progress.error, api_key)
+    progress.provider_status = redact(progress.provider_status, api_key)
+    progress.raw = redact_value(progress.raw, api_key)
+    return progress
+
+
+def _redacting(method: Callable) -> Callable:
+    """``method`` (an adapter's submit, poll or cancel) with its answers redacted: this is
+    where provider answers enter Kiln, so nothing downstream can store or show one unredacted."""
+    from generations.providers.redaction import redact
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        credentials = _credentials_in(args, kwargs)
+        api_key = credentials.api_key if credentials is not None else ""
+        try:
+            answer = method(self, *args, **kwargs)
+        except ProviderError as exc:
+            exc.message = redact(exc.message, api_key)
+            exc.args = (exc.message,)
+            raise
+        if isinstance(answer, Progress):
+            return _redacted_progress(answer, api_key)
+        if isinstance(answer, Submitted) and answer.result is not None:
+            answer.result = _redacted_progress(answer.result, api_key)
+        elif isinstance(answer, CancelOutcome):
+            answer.message = redact(answer.message, api_key)
+        return answer
+
+    wrapper.redacts = True
+    return wrapper
+
+
 class Provider:
     """Base class of every adapter. Subclasses set the class attributes and
     implement ``models``, ``submit``, ``poll`` and, where the API has one, ``cancel``."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Every adapter's own submit/poll/cancel, wrapped once, whoever defines or calls them.
+        for name in ("submit", "poll", "cancel"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "redacts", False):
+                setattr(cls, name, _redacting(method))
 
     id: ClassVar[str]
     name: ClassVar[str]
@@ -344,7 +403,13 @@ class Provider:
         raise NotImplementedError
 
     def get_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        """A model the catalog offers (to the key with ``model_ids``): only these can be submitted."""
         return next((m for m in self.models(model_ids) if m.id == model_id), None)
+
+    def job_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        """The schema of a job already sent: an offered model, or one this adapter still
+        understands although it no longer offers it (so jobs in flight can be followed)."""
+        return self.get_model(model_id, model_ids)
 
     def submit(self, job: Job, credentials: Credentials) -> Submitted:
         raise NotImplementedError

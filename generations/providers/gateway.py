@@ -2,11 +2,20 @@
 here serving Vidu models (``seeds/openai-compatible-gateway-videos.txt``).
 
 Operators run their own gateway: there is no default base URL, the key's
-``base_url`` is required. Operators also expose different models: a key's
-model list (``ProviderKey.model_ids``) replaces the default catalog; ids that
-follow Vidu's naming (``viduq3p-720p``, ``viduq3t-1080p-offpeak``,
-``viduq3p-mix-540p``...) get their proper schema, any other id a generic
+``base_url`` is required. The default catalog is exactly the models the
+gateway's docs name (``DEFAULT_MODEL_IDS``; tests/providers/test_catalog_docs.py
+ties the two): a model the docs do not name (``viduq3p-mix-540p`` was one) fails
+every job on a gateway that has no channel for it. Operators expose different
+models: a key's model list (``ProviderKey.model_ids``) replaces the default
+catalog; ids that follow Vidu's naming (``viduq3p-720p``,
+``viduq3t-1080p-offpeak``...) get their proper schema, any other id a generic
 Vidu-like one.
+
+A gateway without a channel for the model answers 503 ``model_not_found``
+("No available channel for model …"). That is an answer, not an outage: the
+job fails at once in the gateway's words and its credits are released
+(``ProviderError.code == MODEL_UNAVAILABLE``), instead of being retried as
+"not reached".
 
 - Submit ``POST {base}/v1/video/generations`` → ``{id, task_id, object,
   model, status: "queued", progress: 0, created_at}``.
@@ -47,8 +56,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 from generations.providers import http
 from generations.providers.base import (
+    MODEL_UNAVAILABLE,
     Credentials,
     InputSlot,
     Job,
@@ -66,10 +78,12 @@ from generations.providers.base import (
     usd_to_credits,
 )
 
+# The models seeds/openai-compatible-gateway-videos.txt names: the six of its ``model``
+# field, and the two its request examples use (mix for references, an off-peak variant).
 DEFAULT_MODEL_IDS = (
     "viduq3p-540p", "viduq3p-720p", "viduq3p-1080p",
     "viduq3t-540p", "viduq3t-720p", "viduq3t-1080p",
-    "viduq3p-mix-540p", "viduq3p-mix-720p",
+    "viduq3p-1080p-offpeak", "viduq3p-mix-720p",
 )
 
 _VIDU_ID = re.compile(r"^(?P<family>vidu[a-z0-9]+?)(?P<mix>-mix)?-(?P<res>360p|540p|720p|1080p)(?P<offpeak>-offpeak)?$")
@@ -78,6 +92,8 @@ USD_PER_SECOND = {
     "viduq3p": {"360p": 0.04, "540p": 0.05, "720p": 0.09, "1080p": 0.15},
     "viduq3t": {"360p": 0.02, "540p": 0.03, "720p": 0.05, "1080p": 0.08},
 }
+# new-api / one-api codes for "no channel serves this model" (503, sometimes 404 or 400).
+NO_CHANNEL_CODES = frozenset({"model_not_found", "model_not_available"})
 MIX_FACTOR = 1.2
 OFFPEAK_FACTOR = 0.5
 MAX_REFERENCES = 7
@@ -191,11 +207,11 @@ class GatewayProvider(Provider):
         defaults = {m.id: m for m in _DEFAULT_MODELS}
         return [defaults.get(model_id) or model_spec(model_id) for model_id in dict.fromkeys(model_ids)]
 
-    def get_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
-        found = super().get_model(model_id, model_ids)
+    def job_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        found = super().job_model(model_id, model_ids)
         if found is None and _VIDU_ID.match(model_id):
-            # Vidu's own ids (e.g. the -offpeak variants) are understood without an override,
-            # so a job made from a key's list can still be polled.
+            # Vidu's own ids are understood without the key's list, so a job made from a
+            # list that has changed since can still be polled (but not submitted again).
             return model_spec(model_id)
         return found
 
@@ -207,8 +223,24 @@ class GatewayProvider(Provider):
         return base[:-3] if base.endswith("/v1") else base
 
     def submit(self, job: Job, credentials: Credentials) -> Submitted:
-        response = http.request("POST", f"{self.base_url(credentials)}/v1/video/generations",
-                                credentials=credentials, json_body=self.request_body(job))
+        codes: list[str] = []
+
+        def words(response: httpx.Response, body: Any) -> str:
+            # new-api's envelope puts the specific code beside a generic type ("new_api_error").
+            error = body.get("error") if isinstance(body, dict) else None
+            codes.append(str(error.get("code") or "") if isinstance(error, dict) else http.error_code(body))
+            return http.default_error_message(response, body)
+
+        try:
+            response = http.request("POST", f"{self.base_url(credentials)}/v1/video/generations",
+                                    credentials=credentials, json_body=self.request_body(job), error_message=words)
+        except ProviderError as exc:
+            if codes and codes[-1] in NO_CHANNEL_CODES:
+                # The gateway answered (503, but not an outage): it has no channel for this
+                # model, and sending the job again will not give it one.
+                raise ProviderError(exc.message, retryable=False, status_code=exc.status_code,
+                                    code=MODEL_UNAVAILABLE) from None
+            raise
         payload = http.json_of(response)
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
         job_id = payload.get("task_id") or payload.get("id") or data.get("task_id") or data.get("id")

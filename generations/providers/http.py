@@ -9,8 +9,8 @@
   never sent twice; the engine decides when to try again.
 - ``download()``: streams an output URL into a file at constant memory, with
   a size cap, an overall deadline (a server trickling bytes cannot hold a
-  worker forever), and an SSRF guard that refuses private, loopback and
-  link-local addresses: every hop (redirects included) connects only to the
+  worker forever), and an SSRF guard that refuses every address that is not globally
+  routable (private, loopback, link-local, shared 100.64.0.0/10, ...): every hop (redirects included) connects only to the
   addresses its one DNS lookup returned and the check passed.
 
 The guard is off with ``KILN_ALLOW_PRIVATE_URLS`` (the local sandbox) and lifted for
@@ -38,6 +38,7 @@ import httpx
 from django.conf import settings
 
 from generations.providers.base import Credentials, ProviderError
+from generations.providers.redaction import redact
 
 USER_AGENT = "Kiln/0.1 (+self-hosted)"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -78,21 +79,38 @@ ErrorParser = Callable[[httpx.Response, Any], str]
 NOT_SENT = "not_sent"
 
 
+# A provider's error goes into a generation's error, which every member of the team sees:
+# its words, not a page of whatever the server sent.
+MAX_ERROR_CHARS = 300
+
+
+def short(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def default_error_message(response: httpx.Response, body: Any) -> str:
-    """The provider's words from the usual envelopes: {"error": {"message"}}, {"error": "..."}, {"message"}."""
+    """The provider's words from the usual envelopes: {"error": {"message"}}, {"error": "..."}, {"message"};
+    else a short plain-text body. An HTML page (a proxy's, a load balancer's, or any host that
+    is not an API) is not copied: only its status is."""
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
+            return short(error["message"])
         if isinstance(error, str) and error:
-            return error
+            return short(error)
         for key in ("message", "detail", "msg", "fail_reason"):
             if isinstance(body.get(key), str) and body[key]:
-                return body[key]
+                return short(body[key])
         if isinstance(body.get("code"), str) and body["code"]:
-            return body["code"]
+            return short(body["code"])
+    status = f"HTTP {response.status_code} {response.reason_phrase}".strip()
     text = response.text.strip() if response.content else ""
-    return text[:500] or f"HTTP {response.status_code} {response.reason_phrase}"
+    content_type = response.headers.get("Content-Type", "").lower()
+    if not text or "html" in content_type or "xml" in content_type or text.startswith("<"):
+        return status
+    return short(f"{status}: {text}")
 
 
 def error_code(body: Any) -> str:
@@ -152,22 +170,15 @@ def request(method: str, url: str, *, credentials: Credentials | None = None, js
     if response.is_success or response.status_code in ok:
         return response
     body = parse_json(response)
-    message = error_message(response, body)
-    if credentials is not None:
-        message = redact(message, credentials.api_key)
+    # Redacted here before it is cut short (a key cut in half would no longer match); the
+    # adapter boundary redacts whatever an adapter raises again (base.Provider).
+    message = short(redact(error_message(response, body), credentials.api_key if credentials else ""))
     status = response.status_code
     retryable = status in (408, 409, 423, 425, 429) or status >= 500
     if status == 409:
         retryable = False
     raise ProviderError(message, retryable=retryable, retry_after=retry_after_seconds(response),
                         status_code=status, code=error_code(body))
-
-
-def redact(text: str, secret: str) -> str:
-    """``text`` with ``secret`` (an API key a provider echoed back) cut to its last 4 characters."""
-    if not secret or len(secret) < 8 or secret not in text:
-        return text
-    return text.replace(secret, "…" + secret[-4:])
 
 
 def json_of(response: httpx.Response) -> dict:
@@ -241,9 +252,28 @@ def _policy(allow_private: bool | None, allow_hosts: Collection[str]) -> _Policy
     return _Policy(bool(allow_private), frozenset(allow_hosts) | frozenset(settings.KILN_ALLOWED_PRIVATE_HOSTS))
 
 
+# IPv6 forms that carry an IPv4 address a connection may end up at: NAT64's well-known
+# prefix (an IPv6-only host's DNS64 answers this for an IPv4-only provider).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not globally reachable per the IANA registries, though older Pythons' ``is_global`` says
+# otherwise (3.12.1: 192.0.0.8, 3fff::/20 documentation, deprecated site-local fec0::/10).
+_NOT_GLOBAL = tuple(ipaddress.ip_network(net) for net in ("192.0.0.0/24", "3fff::/20", "fec0::/10"))
+
+
 def _is_private(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-            or ip.is_reserved or ip.is_unspecified)
+    """Anything but a globally routable unicast address. ``is_private`` and ``is_reserved``
+    are not enough: shared address space (100.64.0.0/10: CGNAT, Tailscale peers, Alibaba
+    Cloud's metadata service at 100.100.100.200) is neither, yet it is never on the Internet.
+    An IPv6 address that embeds an IPv4 one (mapped, 6to4, NAT64) is judged by that one."""
+    if ip.version == 6:
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return _is_private(embedded)
+    # Python counts multicast (224.0.0.0/4, ff0e::/16) as global; it is not a server.
+    return (not ip.is_global or ip.is_multicast or ip.is_reserved
+            or any(ip.version == net.version and ip in net for net in _NOT_GLOBAL))
 
 
 def check_base_url(url: str) -> None:

@@ -11,9 +11,15 @@ Images: ``POST /api/v1/images/generations`` is synchronous by default (200
 ``{created, data[].url, usage, credit}``) and takes 10-180 s. Slow models are
 sent with ``"async": true`` (202 with ``polling_url`` / ``cancel_url``; the
 task's ``result`` holds ``{data, usage, credit}`` when completed, ``error:
-{message, type}`` when failed). Fast models stay synchronous: ``submit``
-returns the finished result with a synthetic job id (``sync-…``) — the engine
-runs ``submit`` inside a worker, never in a web request.
+{message, type}`` when failed). The documented image model is a slow one, so
+every image job goes async; should Shark (or a relay in front of it) answer
+one in the synchronous shape anyway, ``submit`` returns the finished result
+with a synthetic job id (``sync-…``) — the engine runs ``submit`` inside a
+worker, never in a web request.
+
+The catalog is the models the docs name (alibaba/wan-2.7, openai/gpt-image-2:
+tests/providers/test_catalog_docs.py ties them); ``RETIRED`` ones are no longer
+offered but their jobs already in flight are still followed.
 
 Inputs (first / last frame) are sent inline as data URLs in
 ``frame_images[].image_url``. ``credit`` is Shark's charge (1 USD = 10,000
@@ -28,8 +34,6 @@ import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from generations.providers import http
 from generations.providers.base import (
@@ -81,7 +85,6 @@ GPT_IMAGE_CREDITS = {
     "medium": {"square": 420, "wide": 630, "large": 1680},
     "high": {"square": 1670, "wide": 2500, "large": 6680},
 }
-FLUX_CREDITS_PER_IMAGE = 30
 
 
 def _video_price(model_id: str):
@@ -103,10 +106,6 @@ def _gpt_image_price(params: Mapping[str, Any], operation: str) -> int:
     return table[size_class] * (as_int(params.get("n"), 1) or 1)
 
 
-def _flux_price(params: Mapping[str, Any], operation: str) -> int:
-    return FLUX_CREDITS_PER_IMAGE * (as_int(params.get("n"), 1) or 1)
-
-
 # ---------------------------------------------------------------------------
 # The catalog
 
@@ -119,7 +118,9 @@ def _seed() -> Param:
                  help="-1 picks a random seed; the same seed and prompt repeat a result.")
 
 
-def _video_params(durations: tuple[str, ...]) -> tuple[Param, ...]:
+def _video_params(durations: tuple[int, ...]) -> tuple[Param, ...]:
+    # ``duration`` is an integer in the API reference (shark-ai-videos.txt): the choices are
+    # ints so the request body carries 5, not "5" (PROVIDERS.md saw strings accepted too).
     return (
         Param("duration", ParamType.ENUM, label="Duration (seconds)", default=durations[0], choices=durations,
               help="Length of the video in seconds."),
@@ -137,7 +138,7 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         id="alibaba/wan-2.7", provider="shark", label="Wan 2.7", kind="video",
         operations=(T2V, I2V, FLF),
-        params=_video_params(("5", "10", "15")),
+        params=_video_params((5, 10, 15)),
         inputs=(
             InputSlot("first_frame", "image", label="First frame", required=True, operations=frozenset({I2V, FLF})),
             InputSlot("last_frame", "image", label="Last frame", required=False, operations=frozenset({I2V})),
@@ -145,15 +146,6 @@ MODELS: tuple[ModelSpec, ...] = (
         ),
         price=_video_price("alibaba/wan-2.7"),
         description="Alibaba's Wan 2.7: text or a first (and last) frame to a 5-15 s video, up to 1080p.",
-        poll_interval=4.0, default_timeout=600, negative_prompt=True, negative_prompt_max_length=2000,
-    ),
-    ModelSpec(
-        id="alibaba/wan-2.5", provider="shark", label="Wan 2.5", kind="video",
-        operations=(T2V, I2V),
-        params=_video_params(("5", "10")),
-        inputs=(InputSlot("first_frame", "image", label="First frame", required=True, operations=frozenset({I2V})),),
-        price=_video_price("alibaba/wan-2.5"),
-        description="Alibaba's Wan 2.5: a cheaper, quicker 5 or 10 s video from text or a first frame.",
         poll_interval=4.0, default_timeout=600, negative_prompt=True, negative_prompt_max_length=2000,
     ),
     ModelSpec(
@@ -173,26 +165,22 @@ MODELS: tuple[ModelSpec, ...] = (
         description="OpenAI's GPT Image 2 through Shark AI: detailed images, slow (sent in async mode).",
         poll_interval=3.0, default_timeout=300,
     ),
-    ModelSpec(
-        id="black-forest-labs/flux-schnell", provider="shark", label="FLUX.1 schnell", kind="image",
-        operations=(T2I,),
-        params=(
-            Param("n", ParamType.INTEGER, label="Images", default=1, min=1, max=4, help="How many images (1-4)."),
-            Param("aspect_ratio", ParamType.ENUM, label="Aspect ratio", default="1:1",
-                  choices=("1:1", "16:9", "9:16", "4:3", "3:4")),
-            Param("output_format", ParamType.ENUM, label="Format", default="png", choices=("png", "jpeg", "webp")),
-            _seed(),
-        ),
-        price=_flux_price,
-        description="A fast, cheap image model: answered in seconds (synchronous).",
-        poll_interval=3.0, default_timeout=300,
-    ),
 )
 
-# Fast image models are asked synchronously; every other image model in async mode.
-SYNC_IMAGE_MODELS = frozenset({"black-forest-labs/flux-schnell"})
-# Answers of synchronous image requests may take this long (the docs: 10-180 s).
-SYNC_TIMEOUT = httpx.Timeout(240.0, connect=10.0)
+# Models Kiln offered before the catalog was tied to the docs (neither the seeds nor
+# PROVIDERS.md name them): never offered or submitted, but a job already sent on one
+# is still followed to its end.
+RETIRED: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        id="alibaba/wan-2.5", provider="shark", label="Wan 2.5", kind="video",
+        operations=(T2V, I2V),
+        params=_video_params((5, 10)),
+        inputs=(InputSlot("first_frame", "image", label="First frame", required=True, operations=frozenset({I2V})),),
+        price=_video_price("alibaba/wan-2.5"),
+        description="Alibaba's Wan 2.5: a cheaper, quicker 5 or 10 s video from text or a first frame.",
+        poll_interval=4.0, default_timeout=600, negative_prompt=True, negative_prompt_max_length=2000,
+    ),
+)
 
 
 class SharkProvider(Provider):
@@ -206,13 +194,14 @@ class SharkProvider(Provider):
     def models(self, model_ids: list[str] | None = None) -> list[ModelSpec]:
         return list(MODELS)
 
+    def job_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
+        return super().job_model(model_id, model_ids) or next((m for m in RETIRED if m.id == model_id), None)
+
     # -- submit -------------------------------------------------------------
 
     def submit(self, job: Job, credentials: Credentials) -> Submitted:
         if job.model.kind == "video":
             return self._submit_video(job, credentials)
-        if job.model.id in SYNC_IMAGE_MODELS:
-            return self._submit_sync_image(job, credentials)
         return self._submit_async_image(job, credentials)
 
     def _body(self, job: Job) -> dict[str, Any]:
@@ -241,15 +230,10 @@ class SharkProvider(Provider):
                                 credentials=credentials, json_body=body)
         data = http.json_of(response)
         if response.status_code == 200 and "data" in data:
-            # A gateway that ignored "async": the images are already here.
+            # A Shark (or a relay in front of it) that ignored "async" and answered in the
+            # synchronous shape: the images are already here.
             return Submitted(job_id=f"{SYNC_PREFIX}{uuid.uuid4().hex}", result=self._image_result(data, data))
         return Submitted(job_id=self._job_id(data))
-
-    def _submit_sync_image(self, job: Job, credentials: Credentials) -> Submitted:
-        response = http.request("POST", f"{self.base_url(credentials)}/api/v1/images/generations",
-                                credentials=credentials, json_body=self._body(job), timeout=SYNC_TIMEOUT)
-        data = http.json_of(response)
-        return Submitted(job_id=f"{SYNC_PREFIX}{uuid.uuid4().hex}", result=self._image_result(data, data))
 
     @staticmethod
     def _job_id(data: dict) -> str:

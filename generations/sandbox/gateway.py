@@ -3,8 +3,10 @@ under ``/gateway`` (``seeds/openai-compatible-gateway-videos.txt``).
 
 A key's base URL is ``<sandbox>/gateway`` (an operator's own address in real life):
 
-- ``POST /v1/video/generations``: any ``vidu…`` model (others: 503
-  ``model_not_found``, "No available channel"); ``prompt``; ``image`` and
+- ``POST /v1/video/generations``: any ``vidu…`` model (others, and those
+  listed in the setting ``gateway_no_channel``: 503 ``model_not_found``, "No
+  available channel for model … under group default (distributor)", new-api's
+  answer when no channel serves the model); ``prompt``; ``image`` and
   ``last_image`` (first-and-last frame; ``last_image`` alone is a 400);
   ``reference_image_urls`` (1-7, mix models only, and they require it);
   images as URLs or base64 / data URLs (checked by magic bytes);
@@ -15,7 +17,7 @@ A key's base URL is ``<sandbox>/gateway`` (an operator's own address in real lif
   ``{"code": "success", "message": "", "data": {task_id, status, progress:
   "30%", result_url, fail_reason, submit_time, start_time, finish_time,
   ...}}``. The status walks NOT_START → SUBMITTED → QUEUED → IN_PROGRESS →
-  SUCCESS | FAILURE.
+  SUCCESS | FAILURE; a finished task, failed or not, reads ``progress: "100%"``.
 - ``GET /v1/videos/{task_id}``: OpenAI's video object (``status`` queued |
   in_progress | completed | failed, integer ``progress``, ``metadata.url``,
   ``error: {code, message}``).
@@ -30,7 +32,9 @@ Settings (``POST /_control/settings``): ``gateway_shape`` = ``wrapped``
 answers with; ``gateway_wrapped_route`` = false: that route answers 404
 (an older or newer gateway without it; clients fall back to
 ``/v1/videos/{id}``); ``gateway_vanished`` = ``not_exist`` (default) |
-``unknown``: what a vanished task reads as (``UNKNOWN`` keeps it in limbo).
+``unknown``: what a vanished task reads as (``UNKNOWN`` keeps it in limbo);
+``gateway_no_channel`` = a list of model ids (or ``"*"``) the gateway has no
+channel for.
 
 Prompt keywords: ``[moderate]`` fails early, ``[unsafe]`` fails at the end
 (moderation), ``[fail]`` fails upstream, ``[slow]`` takes 5x longer.
@@ -119,7 +123,9 @@ def register(app: ProviderApp) -> None:
         if not isinstance(body, dict):
             return envelope(400, "Invalid request body: expected a JSON object.", "invalid_request")
         model = body.get("model")
-        if not isinstance(model, str) or not model.startswith("vidu"):
+        no_channel = app.settings.get("gateway_no_channel") or ()
+        if (not isinstance(model, str) or not model.startswith("vidu") or no_channel == "*"
+                or model in no_channel):
             return envelope(503, f"No available channel for model {model} under group default (distributor)",
                             "model_not_found")
         prompt = body.get("prompt")
@@ -234,6 +240,8 @@ def register(app: ProviderApp) -> None:
             "start_time": int(job.created_at + job.duration * QUEUED_FRACTION) if phase != Phase.QUEUED else 0,
             "finish_time": _time(finished) or 0, "fail_reason": "", "result_url": "",
         }
+        if phase in (Phase.FAILED, Phase.CANCELLED) and not vanished:
+            task["progress"] = "100%"   # new-api marks a finished task 100 %, failed or not
         if phase == Phase.FAILED and not vanished:
             task["fail_reason"] = job.error or job.fail or "Upstream task failed."
         elif phase == Phase.CANCELLED and not vanished:
@@ -251,7 +259,8 @@ def register(app: ProviderApp) -> None:
         width, height = _frame(job.extra["model"], job.extra.get("aspect_ratio"))
         video = {
             "id": job.id, "object": "video", "model": job.extra["model"], "status": job.raw_status or status,
-            "progress": job.progress(), "created_at": int(job.created_at), "completed_at": _time(finished),
+            "progress": 100 if finished else job.progress(), "created_at": int(job.created_at),
+            "completed_at": _time(finished),
             "expires_at": _time(finished + 86400) if finished else None,
             "seconds": str(job.params.get("duration", 5)), "size": f"{width}x{height}",
             "error": None, "metadata": {},

@@ -11,6 +11,10 @@ second): the sandbox answers like a CDN serving a finished result.
   (libx264, yuv420p, +faststart) whose gradient drifts frame by frame, so
   seeking shows change.
 - ``big_mp4_prefix() -> bytes``: a valid ``ftyp`` box, for padded big files.
+- ``mjpeg_mov(side, frames=1, seconds_apart=1, codec="mjpeg") -> bytes``: a QuickTime file of
+  grey Motion JPEG frames ``side`` pixels square, written without an encoder (the JPEG
+  is put together by hand), so a 12000x12000 "bomb" costs 1.7 MB and a tenth of a second
+  to make, and as much as any real one to decode.
 - ``CONTENT_TYPES``: file extension -> MIME type.
 """
 
@@ -148,3 +152,55 @@ def big_mp4_prefix() -> bytes:
     """An ``ftyp`` box: enough for a magic-byte check to call the file an MP4."""
     brands = b"isom" + struct.pack(">I", 512) + b"isomiso2avc1mp41"
     return struct.pack(">I", 8 + len(brands)) + b"ftyp" + brands
+
+
+def _jpeg_segments(jpeg: bytes) -> dict[int, list[bytes]]:
+    """The marker segments of a baseline JPEG, up to its scan, by marker."""
+    segments: dict[int, list[bytes]] = {}
+    at = 2
+    while jpeg[at + 1] != 0xDA:
+        length = struct.unpack(">H", jpeg[at + 2:at + 4])[0]
+        segments.setdefault(jpeg[at + 1], []).append(jpeg[at:at + 2 + length])
+        at += 2 + length
+    return segments
+
+
+@lru_cache(maxsize=4)
+def grey_jpeg(side: int) -> bytes:
+    """A baseline greyscale JPEG, ``side`` (a multiple of 32) pixels square, all mid-grey.
+
+    Pillow's own quantisation and (standard) Huffman tables, and a scan written by hand:
+    every 8x8 block is "DC difference 0" (code 00) then "end of block" (code 1010), four
+    blocks to three bytes. A decoder still has to fill every pixel."""
+    if side % 32:
+        raise ValueError("side must be a multiple of 32")
+    small = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(small, "JPEG", quality=75)
+    segments = _jpeg_segments(small.getvalue())
+    frame = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, side, side, 1) + b"\x01\x11\x00"
+    scan = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00" + b"\x00\x3f\x00"
+    entropy = b"\x28\xa2\x8a" * ((side // 8) ** 2 // 4)
+    return b"\xff\xd8" + b"".join(segments[0xDB]) + frame + b"".join(segments[0xC4]) + scan + entropy + b"\xff\xd9"
+
+
+def mjpeg_mov(side: int, frames: int = 1, seconds_apart: int = 1, codec: str = "mjpeg") -> bytes:
+    """A QuickTime file of ``frames`` grey JPEG pictures ``seconds_apart`` seconds apart, muxed
+    as they are (no encoder runs). ``codec`` is what the container says they are."""
+    from fractions import Fraction
+
+    import av
+
+    picture = grey_jpeg(side)
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mov") as container:
+        stream = container.add_stream(codec, rate=1)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for index in range(frames):
+            packet = av.Packet(picture)
+            packet.stream = stream
+            packet.pts = packet.dts = index * seconds_apart
+            packet.time_base = Fraction(1, 1)
+            packet.is_keyframe = True
+            container.mux(packet)
+    return out.getvalue()

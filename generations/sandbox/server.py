@@ -114,7 +114,10 @@ Control API (JSON; no auth; never subject to faults)
   ``completed_at`` is when the sandbox made the job terminal (clock or override).
 - ``POST /_control/jobs/<id>``: ``{"state": ..., "error": ..., "raw_status": ...}``.
 - ``GET /_control/requests``: the last 5000 requests ``{method, path, status,
-  auth (bool: an Authorization header was sent), time}``.
+  auth (bool: an Authorization header was sent), time, json}``; ``json`` is the
+  request's JSON body as sent (strings over 200 characters cut, so inline media
+  stays small; None when the body was not JSON): tests check the JSON types a
+  client sends.
 - ``GET /_control/big-url?bytes=N``: ``{"url": signed /media/big URL}``.
 """
 
@@ -807,7 +810,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = self._respond(req, fault)
             sandbox.requests.append({"method": self.command, "path": path, "status": response.status if response else 0,
                                      "auth": bool(self.headers.get("Authorization")), "time": time.time(),
-                                     "fault": bool(fault)})
+                                     "fault": bool(fault), "json": _loggable(req.json())})
             if fault:
                 self._send_faulty(req, response, fault)
             else:
@@ -942,6 +945,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
         except OSError:
             pass
+
+
+def _loggable(value: Any) -> Any:
+    """A request's JSON with its types kept and long strings (inline media) cut to 200 characters."""
+    if isinstance(value, str):
+        return value if len(value) <= 200 else value[:200] + "…"
+    if isinstance(value, list):
+        return [_loggable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _loggable(v) for k, v in value.items()}
+    return value
 
 
 def _huge_json(size: int) -> Iterator[bytes]:

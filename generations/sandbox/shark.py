@@ -22,6 +22,8 @@ Images
   ``"async": true`` (and ``timeout`` 30-1800) → 202 ``{id, object:
   "image.generation.task", status: "pending", created, timeout, polling_url,
   cancel_url}`` (absolute URLs).
+  The setting ``shark_ignore_async`` (true) plays a relay that drops the flag:
+  every request is answered synchronously.
 - ``GET /api/v1/images/generations/{id}``: the task, with ``result: {created,
   data, usage, credit}`` when completed or ``error: {message, type}`` when failed.
 - ``POST /api/v1/images/generations/{id}/cancel``: as for videos.
@@ -323,7 +325,7 @@ def register(app: ProviderApp) -> None:
         if error:
             return error
         created = int(time.time())
-        if params["async"]:
+        if params["async"] and app.settings.get("shark_ignore_async") not in (True, "true", "on"):
             job = new_job(req, "image", params, "task_")
             return json_response({
                 "id": job.id, "object": "image.generation.task", "status": "pending", "created": created,

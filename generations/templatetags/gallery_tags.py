@@ -38,7 +38,8 @@ def _provider(provider_id: str):
 @cache
 def model_label(provider_id: str, model_id: str) -> str:
     provider = _provider(provider_id)
-    spec = provider.get_model(model_id) if provider is not None else None
+    # job_model: a model no longer offered (retired) still shows its name on old cards.
+    spec = provider.job_model(model_id) if provider is not None else None
     return spec.label if spec else model_id
 
 
@@ -48,7 +49,7 @@ def provider_name(provider_id: str) -> str:
 
 _ZERO = str(uuid.UUID(int=0))
 _LINKS = frozenset({"detail", "card_status", "cancel", "favourite", "archive", "restore", "delete", "retry",
-                    "media", "thumbnail", "download", "share_create"})
+                    "media", "thumbnail", "download", "share_create", "settle"})
 
 
 @cache
@@ -88,6 +89,7 @@ class CardInfo:
     can_retry: bool
     can_delete: bool          # this member may, and it has ended with nothing held (see gallery.delete_generation)
     can_share: bool           # what sharing.create_share allows: the member's team's, and succeeded
+    can_settle: bool          # it needs review and this member is an owner or admin of its team
     since: dt.datetime        # what the elapsed time counts from (creation)
     elapsed: str
     state: str                # changes whenever what the card shows changes
@@ -99,6 +101,18 @@ class CardInfo:
     @property
     def cost_is_estimate(self) -> bool:
         return self.g.actual_cost is None
+
+    @property
+    def held(self) -> int:
+        """Credits still reserved for it (asked only for a job that needs review)."""
+        from accounts.credits import held_for
+
+        return held_for(self.g)
+
+    @property
+    def settle_amount(self) -> int:
+        """What "Charge" takes: the provider's reported charge where it gave one, else the estimate."""
+        return self.g.actual_cost if self.g.actual_cost is not None else self.g.estimated_cost
 
     @property
     def not_charged(self) -> bool:
@@ -177,6 +191,8 @@ def card_info(g: Generation, membership) -> CardInfo:
         can_retry=g.status in RETRYABLE,
         can_delete=may_manage and not pending and not g.needs_review,
         can_share=bool(membership) and membership.team_id == g.team_id and g.status == Status.SUCCEEDED,
+        can_settle=(g.needs_review and bool(membership) and membership.team_id == g.team_id
+                    and membership.is_manager),
         since=g.created, elapsed=duration_text((end - g.created).total_seconds()),
         state=state_token(g),
     )

@@ -20,6 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from accounts import credits
 from accounts.models import Membership
 from accounts.teams import require_membership
 from generations import gallery as gallery_queries
@@ -284,6 +285,34 @@ def retry(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     return redirect("generations:detail", public_id=new.public_id)
 
 
+@login_required
+@require_POST
+def settle(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    """Settle a job that needs review from its card or page: ``action=release`` refunds the
+    held credits, ``action=capture`` charges them (the provider's reported charge, else the
+    estimate). Team owners and admins only; the same service as the credits page and the
+    Django admin (``credits.resolve_review``), so a second click changes nothing."""
+    membership = require_membership(request)
+    g = _get_generation(membership, public_id)   # another team's job: 404
+    if not membership.is_manager:
+        raise PermissionDenied("Only a team owner or admin can settle a job's credits.")
+    action = request.POST.get("action", "")
+    if action not in credits.REVIEW_ACTIONS:
+        return HttpResponseBadRequest("action must be release (refund) or capture (charge).")
+    if not g.needs_review:
+        return _card_or_back(request, membership, g, "This job was already settled.")
+    amount = (g.actual_cost if g.actual_cost is not None else g.estimated_cost) if action == "capture" else None
+    entry = credits.resolve_review(g, action=action, actor=request.user, amount=amount)
+    who = g.author.get_short_name() if g.author_id else "its author"
+    if entry is None:
+        notice = "Nothing was held for this job any more; it is marked as settled."
+    elif action == "release":
+        notice = f"Refunded: {entry.available_delta:,} credits went back to {who}."
+    else:
+        notice = f"Charged {-(entry.available_delta + entry.reserved_delta):,} credits to {who}."
+    return _card_or_back(request, membership, g, notice)
+
+
 # ---------------------------------------------------------------------------
 # Media: only through these access-checked views
 
@@ -337,6 +366,7 @@ urlpatterns = [
     path("g/<uuid:public_id>/restore/", restore, name="restore"),
     path("g/<uuid:public_id>/delete/", delete, name="delete"),
     path("g/<uuid:public_id>/retry/", retry, name="retry"),
+    path("g/<uuid:public_id>/settle/", settle, name="settle"),
     path("g/<uuid:public_id>/inputs/<slug:role>/<int:position>/", input_media, name="input_media"),
     path("m/<uuid:media_public_id>/", media, name="media"),
     path("m/<uuid:media_public_id>/thumb/", thumbnail, name="thumbnail"),

@@ -27,6 +27,7 @@ from generations import sharing
 from generations.access import get_generation_for_member, team_generations
 from generations.models import Generation, Kind, Media, ShareLink
 from generations.serving import serve_file
+from project.cache_headers import no_store
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -125,8 +126,7 @@ def _create(request: HttpRequest, membership: Membership, generations: list[Gene
             url = _absolute(request, reverse("generations:share_public", args=[token]))
             response = render(request, "share/created.html", {**context, "share": share, "share_url": url})
             # The token is in this page and nowhere else: keep it out of every cache.
-            response["Cache-Control"] = "no-store"
-            return response
+            return no_store(response)
     return render(request, "share/new.html", {**context, "share_form": form}, status=400)
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, path, reverse
@@ -216,17 +218,16 @@ def generate(request: HttpRequest) -> HttpResponse:
         replayed = bool(key) and Generation.objects.filter(
             author=request.user, idempotency_key__in=[key, f"{key[:60]}-0"]).exists()
         wanted = 1 + len(form.compare_entries)
-        if not replayed and _over_rate_limit(request.user, wanted):
+        try:
+            created = _create_within_limit(form, membership, 0 if replayed else wanted)
+        except GenerationRejected as exc:
+            form.apply_rejection(getattr(exc, "errors", None) or {"__all__": str(exc)})
+        else:
+            if created is not None:
+                return _created_response(request, membership, form, created, replayed=replayed)
             form.add_error(None, f"That is a lot of generations at once: at most {_per_minute()} a minute. "
                                  "Try again in a moment.")
             status = 429
-        else:
-            try:
-                created = _create(form, membership)
-            except GenerationRejected as exc:
-                form.apply_rejection(getattr(exc, "errors", None) or {"__all__": str(exc)})
-            else:
-                return _created_response(request, membership, form, created, replayed=replayed)
 
     if request.htmx:
         response = render(request, "studio/studio.html#form", _form_context(request, membership, form), status=status)
@@ -247,6 +248,20 @@ def _over_rate_limit(user, wanted: int) -> bool:
     """Per member, across every process: the generations they started in the last minute."""
     since = timezone.now() - timedelta(minutes=1)
     return Generation.objects.filter(author=user, created__gte=since).count() + wanted > _per_minute()
+
+
+def _create_within_limit(form: StudioForm, membership: Membership, wanted: int) -> list[Generation] | None:
+    """Create the generation(s) if the member's last minute has room for ``wanted`` more; None if not.
+
+    Counting and creating are one transaction that first takes the member's membership row
+    (a no-op UPDATE: a row lock on PostgreSQL, the write lock on SQLite), so a member's
+    concurrent submits count one after another: each sees the rows the one before made.
+    Counted, then created without it, 48 concurrent submits got 35 through a limit of 30."""
+    with transaction.atomic():
+        Membership.objects.filter(pk=membership.pk).update(role=F("role"))
+        if wanted and _over_rate_limit(membership.user, wanted):
+            return None
+        return _create(form, membership)
 
 
 # ---------------------------------------------------------------------------

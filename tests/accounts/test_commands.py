@@ -5,14 +5,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 
-from accounts.models import LedgerEntry, Membership, Role, Team, User
+from accounts.models import Invitation, LedgerEntry, Membership, Role, Team, User
 from generations.models import ProviderKey
 from generations.providers.registry import PROVIDERS
+from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEAR = "sk-cli-SecretFromStdin-5678-AB12"
@@ -33,19 +36,56 @@ def refused(*args, stdin=None) -> CommandError:
 
 # -- teams ---------------------------------------------------------------------------------
 
-def test_teams_create_makes_the_team_and_owner_and_prints_a_one_time_link(db):
+def test_teams_create_e_mails_the_owner_an_invitation_and_prints_no_link(db, mailbox):
     out = run("teams", "create", "studio", "--name", "The Studio", "--owner", "Boss@Studio.test")
-    membership = Membership.objects.select_related("team", "user", "wallet").get(team__slug="studio")
-    assert (membership.team.name, membership.user.email, membership.role) == ("The Studio", "boss@studio.test", Role.OWNER)
-    assert membership.wallet.available == 0
-    assert not membership.user.has_usable_password()
-    assert "/accounts/set-password/" in out
+    team = Team.objects.get(slug="studio")
+    assert team.name == "The Studio"
+    assert not User.objects.filter(email="boss@studio.test").exists()  # no account until they accept
+    invitation = Invitation.objects.get(team=team)
+    assert (invitation.email, invitation.role, invitation.invited_by) == ("boss@studio.test", Role.OWNER, None)
+    message = mailbox.wait(1)[0]
+    link = mailbox.link(message)
+    assert "Invitation e-mailed to boss@studio.test" in out
+    assert "/accounts/invitation/" not in out and link not in out
+
+    response = Client().post(urlsplit(link).path, {"new_password1": PASSWORD, "new_password2": PASSWORD})
+    assert response.status_code == 302
+    membership = Membership.objects.select_related("user", "wallet").get(team=team)
+    assert (membership.user.email, membership.role, membership.wallet.available) == ("boss@studio.test", Role.OWNER, 0)
 
 
-def test_teams_create_with_an_existing_account_prints_no_link(owner):
-    out = run("teams", "create", "second", "--name", "Second", "--owner", owner.email)
-    assert "set-password" not in out
-    assert Membership.objects.filter(user=owner).count() == 2
+def test_teams_create_prints_the_link_only_when_asked(db, mailbox):
+    out = run("teams", "create", "studio", "--name", "The Studio", "--owner", "boss@studio.test", "--print-link")
+    link = mailbox.link(mailbox.wait(1)[0])
+    assert link in out  # the same, still e-mailed
+
+
+def test_teams_invite_and_invitations(team, owner, mailbox):
+    out = run("teams", "invite", "acme", "New@Corp.example", "--role", "admin")
+    assert "Invitation e-mailed to new@corp.example (admin of acme)" in out
+    first = mailbox.link(mailbox.wait(1)[0])
+    again = run("teams", "invite", "acme", "new@corp.example", "--role", "admin", "--print-link")
+    second = mailbox.link(mailbox.wait(2)[1])
+    assert second in again and first not in again and first != second  # a re-send: new link
+    assert Client().get(urlsplit(first).path).status_code == 404
+    listing = run("teams", "invitations", "acme")
+    assert "new@corp.example" in listing and "admin" in listing and "pending" in listing and "operator" in listing
+    assert "/accounts/invitation/" not in listing
+    assert "Unknown role 'king'" in str(refused("teams", "invite", "acme", "x@corp.example", "--role", "king"))
+    assert "Unknown team 'nope'" in str(refused("teams", "invite", "nope", "x@corp.example"))
+    assert "Unknown team 'nope'" in str(refused("teams", "invitations", "nope"))
+    assert "not a valid e-mail" in str(refused("teams", "invite", "acme", "nope"))
+    assert "already a member" in str(refused("teams", "invite", "acme", owner.email))
+
+
+def test_teams_invite_says_when_the_mail_server_refuses(team, settings):
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                                    "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 5}}}
+    with pytest.raises(CommandError) as excinfo:
+        run("teams", "invite", "acme", "x@corp.example")
+    assert excinfo.value.returncode == 1
+    assert "could not be sent" in str(excinfo.value) and "--print-link" in str(excinfo.value)
+    assert Invitation.objects.get(email="x@corp.example").sent is None
 
 
 def test_teams_create_refuses_a_taken_slug_and_a_bad_email(team):
@@ -154,9 +194,16 @@ def test_the_commands_exit_with_status_2_on_bad_input(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 2
     assert "Unknown team 'ghost'" in done.stderr
+    env.pop("EMAIL_HOST", None)
     done = subprocess.run([*manage, "teams", "create", "crew", "--name", "Crew", "--owner", "cap@crew.test"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    # No EMAIL_HOST (make run): the invitation is shown in the terminal, labelled as not sent.
+    assert "Kiln e-mail (not sent: no EMAIL_HOST set)" in done.stdout
+    assert "To: cap@crew.test" in done.stdout and "Subject: Crew invites you to Kiln" in done.stdout
+    done = subprocess.run([*manage, "teams", "invite", "crew", "x@crew.test", "--role", "boss"],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "Unknown role 'boss'" in done.stderr
     done = subprocess.run([*manage, "providerkeys", "add", "--team", "crew", "--provider", "shark", "--label", "K",
                            "--api-key-stdin"], cwd=ROOT, env=env, input=CLEAR + "\n", capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -186,3 +186,57 @@ def test_disabling_and_deleting_need_a_csrf_token(csrf_client, key):
     assert csrf_client.post(f"/accounts/team/keys/{key.public_id}/delete/").status_code == 403
     key.refresh_from_db()
     assert key.is_active
+
+
+# -- a short key's mask ---------------------------------------------------------------
+
+SHORT = "tok-Zq9X"  # 8 characters: "••••Zq9X" would show half of it
+
+
+def test_a_short_key_is_masked_with_bullets_only_everywhere(owner_client, team, owner, monkeypatch):
+    import io
+
+    from django.core.management import call_command
+
+    short = _key(team, label="Short", clear=SHORT)
+    _key(team, label="Fifteen", clear="fifteen-chr-W8v")       # 15: still bullets only
+    _key(team, label="Sixteen", clear="sixteen-chars-K4")      # 16: its last four
+    assert short.get_api_key() == SHORT  # the key itself is kept whole, encrypted
+    stored = dict(ProviderKey.objects.values_list("label", "api_key_last4"))
+    assert stored == {"Short": "", "Fifteen": "", "Sixteen": "s-K4"}  # nothing of a short key in clear
+
+    page = owner_client.get("/accounts/team/keys/").content.decode()
+    out = io.StringIO()
+    call_command("providerkeys", "list", "--team", "acme", stdout=out)
+    root = make_member(team, "root@acme.test", Role.OWNER)
+    root.is_staff = root.is_superuser = True
+    root.save()
+    owner_client.force_login(root)
+    admin = owner_client.get("/admin/generations/providerkey/").content.decode()
+    for shown in (page, out.getvalue(), admin, str(short)):
+        assert "Zq9X" not in shown and "W8v" not in shown
+        assert "••••••••" in shown
+    for shown in (page, out.getvalue(), admin):
+        assert "••••s-K4" in shown
+
+
+def test_the_migration_forgets_the_tail_of_short_keys_saved_before(team):
+    from django.apps import apps
+
+    from generations.migrations import __name__ as package
+
+    forget = __import__(f"{package}.0005_short_key_masks", fromlist=["forget_short_tails"]).forget_short_tails
+    short = _key(team, label="Short", clear=SHORT)
+    _key(team, label="Long")
+    ProviderKey.objects.filter(pk=short.pk).update(api_key_last4=SHORT[-4:])  # as the old code stored it
+    forget(apps, None)
+    assert dict(ProviderKey.objects.values_list("label", "api_key_last4")) == {"Short": "", "Long": "Q7Z9"}
+
+
+def test_a_403_is_logged_on_one_line_without_a_traceback(teammate_client, key, caplog):
+    with caplog.at_level("WARNING", logger="django.request"):
+        response = teammate_client.get("/accounts/team/keys/")
+    assert response.status_code == 403
+    [record] = [r for r in caplog.records if r.name == "django.request"]
+    assert record.getMessage() == "Forbidden (Permission denied): /accounts/team/keys/"
+    assert record.exc_info is None and "Traceback" not in caplog.text

@@ -237,7 +237,7 @@ def test_compare_batches_sit_side_by_side(member_page, team, owner):
     page = member_page
     batch = Batch.objects.create(team=team, author=owner)
     now = timezone.now()
-    for i, model in enumerate(["openai/gpt-image-2", "black-forest-labs/flux-schnell", "openai/gpt-image-2"]):
+    for i, model in enumerate(["openai/gpt-image-2", "alibaba/wan-2.7", "openai/gpt-image-2"]):
         g = make_generation(team, owner, prompt="a paper boat on a puddle, golden hour", model=model, batch=batch,
                             created=now - dt.timedelta(milliseconds=i), finished_at=now)
         add_media(g, png=colourful(i + 20))

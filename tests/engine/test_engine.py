@@ -264,9 +264,9 @@ def test_a_result_that_is_not_media_is_refused_by_its_magic_bytes(make, sandbox)
                   headers={"Content-Type": "video/mp4"}, count=5)
     generation = drive(generation.pk)
     assert generation.status == Status.FAILED and generation.needs_review
-    assert "HTML" in generation.error and "could not save its results" in generation.error
+    assert "HTML" in generation.error and "Kiln could not save the results of this job" in generation.error
     assert generation.media.count() == 0
-    assert ledger_kinds(generation) == ["capture", "reserve"]  # Shark billed it
+    assert ledger_kinds(generation) == ["reserve"]  # Shark billed it, the member got nothing: an admin decides
     assert_ledger_consistent()
 
 
@@ -286,6 +286,25 @@ def test_an_expired_media_url_is_fetched_again_from_a_fresh_poll(make, sandbox):
     generation = drive(generation.pk)
     assert generation.status == Status.SUCCEEDED, generation.error
     assert generation.media.count() == 1
+    assert_ledger_consistent()
+
+
+def test_an_expired_media_url_with_no_fresh_one_is_held_for_review_and_says_so_in_words(make, sandbox):
+    """The URL answered 403 and so did the one a re-poll gave: the result is out of reach. Shark
+    may have billed, so nothing is charged nor refunded until an admin settles it, and the
+    job's words say what happened and what an admin can do, not only the HTTP status."""
+    generation = make()
+    drive(generation.pk, until={Status.DOWNLOADING})
+    sandbox.fault(r"^/media/", status=403, count=10)
+    generation = drive(generation.pk)
+    assert generation.status == Status.FAILED and generation.needs_review
+    assert ledger_kinds(generation) == ["reserve"]            # held: neither charged nor refunded
+    assert credits.held_for(generation) == generation.estimated_cost
+    error = generation.error
+    assert "download link had expired" in error and "asking Shark AI again gave no working one" in error
+    assert f"{generation.estimated_cost:,} reserved credits are held" in error
+    assert "team owner or admin" in error and "refunded" in error and "charged" in error
+    assert generation.progress is None and generation.media.count() == 0
     assert_ledger_consistent()
 
 
@@ -329,7 +348,8 @@ def test_both_spellings_of_running_show_as_running(make, sandbox, status):
 
 
 def test_a_synchronous_image_goes_straight_from_submit_to_saving(make, sandbox):
-    generation = make(model="black-forest-labs/flux-schnell", n=1)
+    sandbox.control(shark_ignore_async=True)  # a relay that answers in Shark's synchronous shape
+    generation = make(model="openai/gpt-image-2", n=1)
     engine.submit(generation.pk)
     generation.refresh_from_db()
     assert generation.status == Status.DOWNLOADING
@@ -389,3 +409,42 @@ def test_the_sweep_wakes_jobs_whose_messages_were_lost(make, sandbox):
     assert (counts["submit"], counts["download"]) == (1, 1)
     assert sent == {("generations.tasks.submit_generation", (queued.pk,)),
                     ("generations.tasks.download_generation", (downloading.pk,))}
+
+
+
+def test_a_result_declaring_12000x12000_pixels_is_refused_before_it_is_decoded(make, sandbox):
+    """The provider's CDN (a server on loopback) sends the 1.7 MB Motion JPEG .mov whose first
+    frame, decoded, took 1.9 GB: the download worker refuses it from its declared size."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from generations.sandbox import media as sample
+
+    bomb = sample.mjpeg_mov(12000)
+
+    class CDN(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "video/quicktime")
+            self.send_header("Content-Length", str(len(bomb)))
+            self.end_headers()
+            self.wfile.write(bomb)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CDN)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        generation = drive(make().pk, until={Status.DOWNLOADING})
+        url = f"http://127.0.0.1:{server.server_port}/result.mov"
+        Generation.objects.filter(pk=generation.pk).update(
+            output_urls=[{**o, "url": url, "fallback_url": None} for o in generation.output_urls])
+        generation = drive(generation.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert generation.status == Status.FAILED and generation.needs_review
+    assert "at most 8192x8192 is accepted" in generation.error
+    assert generation.media.count() == 0
+    assert_ledger_consistent()

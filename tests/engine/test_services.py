@@ -198,7 +198,7 @@ def test_a_compare_batch_reserves_each_model_and_a_replay_returns_the_same_batch
 
     before = credits.wallet_for(membership).available
     entries = [BatchEntry("shark", VIDEO, "Wan 2.7", {"duration": "5"}),
-               BatchEntry("shark", "alibaba/wan-2.5", "Wan 2.5", {"duration": "5"})]
+               BatchEntry("shark", VIDEO, "Wan 2.7 (10 s)", {"duration": "10"})]
 
     first = create_batch(membership=membership, entries=entries, operation="text-to-video",
                          prompt="a kiln at dusk", idempotency_key="k-1")

@@ -189,7 +189,7 @@ def test_compare_batches_sit_together_in_one_group(owner_client, team, owner):
     batch = Batch.objects.create(team=team, author=owner)
     now = timezone.now()
     members = [make_generation(team, owner, model=m, batch=batch, created=now)
-               for m in ("openai/gpt-image-2", "black-forest-labs/flux-schnell")]
+               for m in ("openai/gpt-image-2", "alibaba/wan-2.7")]
     make_generation(team, owner, created=now - dt.timedelta(minutes=1))
     response = owner_client.get(GALLERY)
     group = re.search(r'<section class="batch".*?</section>', response.text, re.S).group(0)

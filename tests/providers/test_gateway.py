@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from generations.providers.base import (
+    MODEL_UNAVAILABLE,
     CancelResult,
     Credentials,
     Job,
@@ -53,7 +54,7 @@ def frame(role, data=PNG, mime="image/png"):
 def test_the_seeds_vidu_models_are_the_default_catalog():
     assert [m.id for m in PROVIDER.models()] == [
         "viduq3p-540p", "viduq3p-720p", "viduq3p-1080p", "viduq3t-540p", "viduq3t-720p", "viduq3t-1080p",
-        "viduq3p-mix-540p", "viduq3p-mix-720p"]
+        "viduq3p-1080p-offpeak", "viduq3p-mix-720p"]
     assert PRO.operations == ("text-to-video", "image-to-video", "first-last-frame")
     assert MIX.operations == ("reference-to-video",)
     assert PRO.poll_interval == 10.0
@@ -70,8 +71,10 @@ def test_a_keys_model_list_replaces_the_catalog_and_unknown_ids_get_a_generic_fo
     assert "generic" in house.description
     assert get_model("gateway", "house-video-v2", ["house-video-v2"]).id == "house-video-v2"
     assert get_model("gateway", "house-video-v2") is None
-    # Vidu's own ids are understood even without the key's list, so their jobs can be polled.
-    assert get_model("gateway", "viduq3t-1080p-offpeak").label == "Vidu Q3 Turbo 1080p (off-peak)"
+    # Vidu's own ids are understood even without the key's list, so their jobs can be polled,
+    # but only the documented ones (or the key's list) can be submitted.
+    assert get_model("gateway", "viduq3t-1080p-offpeak") is None
+    assert PROVIDER.job_model("viduq3t-1080p-offpeak").label == "Vidu Q3 Turbo 1080p (off-peak)"
 
 
 def test_the_price_is_per_second_by_resolution_tier():
@@ -237,13 +240,62 @@ def test_a_new_status_word_keeps_the_task_running(sandbox, creds):
     assert PROVIDER.poll(submitted.job_id, creds, model=PRO).state == State.RUNNING
 
 
-def test_an_unknown_model_is_the_gateways_own_retryable_error(sandbox, creds):
+def test_a_model_without_a_channel_is_a_permanent_refusal_in_the_gateways_words(sandbox, creds):
+    """new-api answers 503 ``model_not_found``: the gateway did answer, and trying again will not help."""
     house = PROVIDER.models(["house-video-v2"])[0]
     with pytest.raises(ProviderError) as refused:
         PROVIDER.submit(make_job(model=house), creds)
     assert refused.value.status_code == 503
     assert refused.value.message.startswith("No available channel for model house-video-v2")
-    assert refused.value.retryable is True
+    assert refused.value.retryable is False
+    assert refused.value.code == MODEL_UNAVAILABLE
+
+
+def test_a_plain_503_from_the_gateway_is_still_retryable(sandbox, creds):
+    sandbox.fault("^/gateway/v1/video/generations$", status=503, message="Service temporarily unavailable.")
+    with pytest.raises(ProviderError) as busy:
+        PROVIDER.submit(make_job(), creds)
+    assert (busy.value.status_code, busy.value.retryable) == (503, True)
+    assert busy.value.code != MODEL_UNAVAILABLE
+
+
+@pytest.mark.parametrize("how", ["a key's model list", "a documented model the gateway has no channel for"])
+def test_the_engine_ends_a_job_whose_model_has_no_channel_at_once_refunded(owner, team, sandbox, sandbox_key,
+                                                                           caplog, how):
+    import logging
+
+    from accounts import credits
+    from accounts.models import Membership
+    from generations import engine
+    from generations.models import Generation
+    from generations.services import create_generation
+
+    if how == "a key's model list":
+        sandbox_key(team, "gateway", models_override="house-video-v2")
+        model_id = "house-video-v2"
+    else:
+        sandbox_key(team, "gateway")
+        model_id = "viduq3t-1080p"
+        sandbox.control(gateway_no_channel=[model_id])
+    membership = Membership.objects.get(user=owner, team=team)
+    before = credits.wallet_for(membership).available
+    generation = create_generation(membership=membership, provider_id="gateway", model_id=model_id,
+                                   operation="text-to-video", prompt="a lighthouse at dusk", params={"duration": 5})
+    assert credits.wallet_for(membership).available < before
+
+    with caplog.at_level(logging.INFO, logger="generations.engine"):
+        outcome = engine.submit(generation.pk)
+
+    generation = Generation.objects.get(pk=generation.pk)
+    assert outcome == "refused"
+    assert generation.status == "failed" and generation.next_poll_at is None
+    assert f"No available channel for model {model_id}" in generation.error
+    assert credits.wallet_for(membership).available == before        # refunded
+    posts = [r for r in sandbox.requests() if r["method"] == "POST"]
+    assert len(posts) == 1                                              # sent once, never retried
+    assert any(f"refused the model {model_id}" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert not any("not reached" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(("key", "status"), [("invalid", 401), ("broke", 402)])
@@ -301,3 +353,54 @@ def test_the_engine_makes_a_reference_video_from_uploads_with_a_keys_model_list(
     video = generation.media.get()
     assert (video.width, video.height) == (540, 960)
     assert not any(e["auth"] for e in sandbox.requests() if e["path"].startswith("/media/"))
+
+
+def test_a_failed_job_keeps_no_progress_and_no_page_shows_a_bar(owner, owner_client, team, sandbox, sandbox_key):
+    """The gateway reports FAILURE with progress "100%": the job is over, so it has no progress
+    at all, and neither its card, its detail page nor the status partials draw a bar."""
+    import re
+
+    from django.urls import reverse
+
+    from accounts.models import Membership
+    from generations import engine
+    from generations.services import create_generation
+
+    sandbox.control(duration=600)  # 1 % = 6 s: the 30 % still reads 30 % on a slow machine
+    sandbox_key(team, "gateway")
+    membership = Membership.objects.get(user=owner, team=team)
+    generation = create_generation(membership=membership, provider_id="gateway", model_id="viduq3p-720p",
+                                   operation="text-to-video", prompt="a lighthouse at dusk", params={"duration": 5})
+    engine.submit(generation.pk)
+    generation.refresh_from_db()
+    at_fraction(sandbox, generation.provider_job_id, 0.3)
+    engine.poll_one(generation.pk)
+    generation.refresh_from_db()
+    assert (generation.status, generation.progress) == ("running", 30)
+    gallery = owner_client.get(reverse("generations:gallery")).content.decode()
+    assert "30%" in gallery and "<progress" in gallery           # a running card does show it
+
+    sandbox.job(generation.provider_job_id, state="failed", error="Upstream task failed: quota of the channel.")
+    assert sandbox.job(generation.provider_job_id)["phase"] == "failed"
+    assert engine.poll_one(generation.pk) == "failed"
+    generation.refresh_from_db()
+    assert generation.raw_payload["data"]["progress"] == "100%"  # what the gateway said
+    assert generation.progress is None
+    assert "quota of the channel" in generation.error
+
+    token = f"{generation.public_id}:running-30-0"
+    pages = {
+        "gallery": owner_client.get(reverse("generations:gallery")),
+        "detail": owner_client.get(reverse("generations:detail", args=[generation.public_id])),
+        "card status": owner_client.get(reverse("generations:card_status", args=[generation.public_id]),
+                                        headers={"HX-Request": "true"}),
+        "detail status": owner_client.get(reverse("generations:card_status", args=[generation.public_id]),
+                                          {"panel": "detail"}, headers={"HX-Request": "true"}),
+        "status batch": owner_client.get(reverse("generations:status_batch"), {"ids": token},
+                                         headers={"HX-Request": "true"}),
+    }
+    for name, response in pages.items():
+        html = response.content.decode()
+        assert response.status_code in (200, 286), name
+        assert "<progress" not in html and not re.search(r"\b(30|100)%", html), name
+        assert "Failed" in html, name

@@ -70,3 +70,44 @@ def test_the_generate_endpoint_is_limited_per_member_with_a_clear_message(
     other.force_login(teammate)
     assert other.post(reverse("generations:generate"), form_data(GPT_IMAGE),
                       headers={"HX-Request": "true"}).status_code == 200
+
+
+def _submit_through_the_studio(user, outcomes, start):
+    from django.db import connection
+
+    client = Client()
+    client.force_login(user)
+    try:
+        start.wait()
+        for _ in range(2):
+            response = client.post(reverse("generations:generate"), form_data(GPT_IMAGE),
+                                   headers={"HX-Request": "true"})
+            outcomes.append(response.status_code)
+    except Exception as exc:  # reported by the assertion below
+        outcomes.append(f"unexpected {exc!r}")
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres
+def test_concurrent_submits_of_one_member_get_exactly_the_per_minute_limit(transactional_db, team, owner,
+                                                                           sandbox_key, settings):
+    """48 submits from one member at once (24 threads, two each, real connections), limit 30:
+    counting then creating let 35 through; exactly 30 are created now, and 18 get a 429."""
+    import threading
+
+    from tests.brokers import use_broker
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.KILN_GENERATE_PER_MINUTE = 30
+    sandbox_key(team, "shark")
+    outcomes: list = []
+    start = threading.Barrier(24)
+    threads = [threading.Thread(target=_submit_through_the_studio, args=(owner, outcomes, start)) for _ in range(24)]
+    with use_broker("memory://"):  # the submit tasks enqueued on commit stay in this process
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    assert sorted(outcomes, key=str) == [200] * 30 + [429] * 18
+    assert Generation.objects.filter(author=owner).count() == 30

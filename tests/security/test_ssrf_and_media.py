@@ -253,3 +253,119 @@ def test_a_team_admin_cannot_save_a_key_naming_a_private_address(owner_client, t
                                                               "api_key": "sk-lan-0123456789", "base_url": base_url})
     assert response.status_code == 302
     assert ProviderKey.objects.get(team=team).base_url == base_url
+
+
+# ---------------------------------------------------------------------------
+# Every address that is not globally routable is refused, not only "private" ones
+
+# What ``not ip.is_global`` (plus the IPv4 inside an IPv6 form) refuses that the old
+# "private, loopback, link-local, multicast, reserved, unspecified" test let through:
+NEWLY_REFUSED = [
+    "100.64.0.1",          # shared address space (RFC 6598): CGNAT, Tailscale peers
+    "100.100.100.200",     # ... Alibaba Cloud's metadata service lives here
+    "100.127.255.254",     # ... up to the end of 100.64.0.0/10
+    "192.0.0.8",           # IETF protocol assignments, 192.0.0.0/24 (the IPv4 dummy address)
+    "2002:a00:1::",        # 6to4 wrapping 10.0.0.1
+    "2002:7f00:1::",       # 6to4 wrapping 127.0.0.1
+    "fec0::1",             # deprecated IPv6 site-local
+    "3fff::1",             # IPv6 documentation (RFC 9637)
+]
+# Still refused, as before: the IPv4-mapped and NAT64 forms of a non-public address.
+STILL_REFUSED = ["::ffff:100.100.100.200", "::ffff:10.0.0.1", "64:ff9b::a00:1", "198.18.0.1", "192.0.2.1",
+                 "2001:db8::1", "fc00::1", "240.0.0.1", "255.255.255.255", "ff0e::1"]
+# Public, and so allowed: the IPv4-mapped and NAT64 forms of a public address are judged
+# by that address (an IPv6-only host with DNS64 reaches an IPv4-only provider that way).
+PUBLIC = ["93.184.216.34", "8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+
+
+def _url(address: str, path: str = "/") -> str:
+    return f"http://{'[' + address + ']' if ':' in address else address}{path}"
+
+
+@pytest.mark.parametrize("address", NEWLY_REFUSED + STILL_REFUSED)
+def test_every_address_that_is_not_globally_routable_is_refused(settings, address):
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    with pytest.raises(http.DownloadError, match="private address"):
+        http.check_url_allowed(_url(address))  # connect time (after DNS)
+    with pytest.raises(http.DownloadError, match="is a private address"):
+        http.check_base_url(_url(address))     # save time (a key's base URL)
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_in_every_form_pass(settings, address):
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    http.check_url_allowed(_url(address))
+    http.check_base_url(_url(address))
+
+
+METADATA = "http://100.100.100.200/latest/meta-data/"
+
+
+def test_the_alibaba_metadata_address_cannot_be_saved_as_a_base_url_anywhere(owner_client, team, settings,
+                                                                             monkeypatch):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from generations.models import ProviderKey
+
+    settings.KILN_ALLOW_PRIVATE_URLS = False
+    form = {"provider": "gateway", "label": "Meta", "api_key": "sk-lan-0123456789", "base_url": METADATA}
+    response = owner_client.post("/accounts/team/keys/add/", form)        # the team page
+    assert response.status_code == 400 and "100.100.100.200 is a private address" in response.content.decode()
+
+    monkeypatch.setenv("KILN_API_KEY", "sk-lan-0123456789")                 # the CLI
+    with pytest.raises(CommandError, match=r"100\.100\.100\.200 is a private address"):
+        call_command("providerkeys", "add", "--team", "acme", "--provider", "gateway", "--label", "Meta",
+                     "--base-url", METADATA, stdout=io.StringIO(), stderr=io.StringIO())
+
+    root = get_user_model().objects.create_superuser("root@kiln.test", "pw-not-used-here-123")
+    owner_client.force_login(root)                                           # the admin
+    response = owner_client.post("/admin/generations/providerkey/add/", {
+        "team": team.pk, "provider": "gateway", "label": "Meta", "new_api_key": "sk-lan-0123456789",
+        "base_url": METADATA, "models_override": "", "is_active": "on", "last_error": ""})
+    assert response.status_code == 200 and "100.100.100.200 is a private address" in response.content.decode()
+    assert not ProviderKey.objects.filter(team=team).exists()
+
+
+def test_a_call_to_the_metadata_address_connects_nowhere_and_carries_nothing_it_said(sandbox, settings, monkeypatch):
+    """The network is the one thing replaced: 100.100.100.200 is routed to the sandbox on
+    loopback, standing in for a metadata service that answers a 404 page listing secrets.
+    With the guard on, nothing is sent there and the error says only that it was refused."""
+    import socket
+
+    _guard_on(settings)
+    port = urlsplit(sandbox.url).port
+    real = socket.create_connection
+
+    def network(address, *args, **kwargs):
+        host, target_port = address
+        return real(("127.0.0.1", target_port) if host == "100.100.100.200" else address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", network)
+    sandbox.fault(r"^/latest/", status=404, body="AccessKeyId=LTAI-internal-secret",
+                  headers={"Content-Type": "text/plain"})
+    with pytest.raises(ProviderError) as refused:
+        http.request("GET", f"http://100.100.100.200:{port}/latest/meta-data/",
+                     credentials=Credentials(api_key="sk-test-0000", base_url=f"http://100.100.100.200:{port}"))
+    assert "Refusing to connect to 100.100.100.200: it resolves to a private address." in refused.value.message
+    assert "LTAI" not in refused.value.message and not refused.value.retryable
+    assert not [r for r in sandbox.requests() if r["path"].startswith("/latest/")]
+
+
+def test_a_non_json_error_page_is_not_copied_into_the_error(sandbox, settings):
+    """An allowed host's HTML error page (a proxy's) gives its status, not its markup; a long
+    plain-text body is cut short and kept on one line."""
+    url = sandbox.url + "/shark/api/v1/models"
+    sandbox.fault(r"^/shark/api/v1/models", status=502, count=1, headers={"Content-Type": "text/html"},
+                  body="<html><body><h1>502</h1><p>upstream 10.0.3.7:8080 (internal-api) refused</p></body></html>")
+    with pytest.raises(ProviderError) as html_error:
+        http.request("GET", url)
+    assert html_error.value.message == "HTTP 502 Bad Gateway"
+    sandbox.fault(r"^/shark/api/v1/models", status=500, count=1, headers={"Content-Type": "text/plain"},
+                  body="Traceback (most recent call last):\n" + "  frame\n" * 2000)
+    with pytest.raises(ProviderError) as text_error:
+        http.request("GET", url)
+    message = text_error.value.message
+    assert message.startswith("HTTP 500 Internal Server Error: Traceback (most recent call last): frame frame")
+    assert len(message) <= http.MAX_ERROR_CHARS and "\n" not in message

@@ -117,9 +117,9 @@ def test_the_estimate_follows_the_parameters(owner_client, shark):
     assert credits_four > credits_one
     assert f"{credits_four:,} credits" in four.content.decode()
     assert f"(≈ ${credits_one / 10_000:.2f})" in one.content.decode()
-    cheap = owner_client.get(ESTIMATE, {"model": "shark:black-forest-labs/flux-schnell"}, headers=HTMX)
-    flux = estimate("shark", "black-forest-labs/flux-schnell", "text-to-image", {})
-    assert 0 < flux < 100 and f"(≈ ${flux / 10_000:.4f})" in cheap.content.decode()  # not "$0.00"
+    # Under a cent (no documented model costs so little today) is not shown as "$0.00".
+    from generations.templatetags.gallery_tags import usd
+    assert usd(30) == "≈ $0.0030"
 
 
 def test_the_estimate_says_which_values_it_could_not_count(owner_client, shark):
@@ -500,3 +500,21 @@ def test_a_forged_idempotency_key_is_refused(owner_client, shark):
 def test_a_bad_remix_id_is_404(owner_client, shark):
     assert owner_client.get(STUDIO, {"remix": "not-a-uuid"}).status_code == 404
     assert owner_client.get(STUDIO, {"remix": str(uuid.uuid4())}).status_code == 404
+
+
+def test_a_source_video_declaring_12000x12000_pixels_is_a_clear_400(owner_client, owner, team, every_provider):
+    """The report's upload: a 1.7 MB Motion JPEG .mov of 12000x12000 as the video to edit.
+    It is refused from its declared size (tests/engine/test_mediafiles.py measures that no
+    frame is decoded), and nothing is created or spent."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generations.sandbox import media as sample
+
+    before = wallet(owner, team).available
+    data = form_data(model="sealink:happyhorse-1.0-video-edit", operation="video-edit", prompt="make it snow")
+    data["source_video"] = SimpleUploadedFile("bomb.mov", sample.mjpeg_mov(12000), content_type="video/quicktime")
+    response = owner_client.post(GENERATE, data)
+    assert response.status_code == 400
+    assert "at most 8192x8192 is accepted" in response.content.decode()
+    assert Generation.objects.count() == 0
+    assert wallet(owner, team).available == before

@@ -7,7 +7,9 @@ It goes through ``generations.services.create_generation`` (same validation,
 same messages, same credit reservation). Bad input exits with status 2.
 ``--wait`` waits for the Celery worker to finish the job (start one with
 ``celery -A project worker -B -Q default,poll,download``) and prints the final
-status, the cost and where the media was stored; it exits 1 if the job did
+status, what the ledger actually charged (a failed or cancelled job: "cost 0
+credits · N reserved, refunded"; one held for review says so) and where the
+media was stored; it exits 1 if the job did
 not succeed or did not finish within ``--timeout`` seconds.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts import credits
 from accounts.models import Membership, Team
 from generations.models import TERMINAL, Generation, InputRole, Status
 from generations.providers.registry import PROVIDERS
@@ -161,8 +164,8 @@ class Command(BaseCommand):
                 raise CommandError(f"Still {generation.status} after {timeout:.0f} s (is a Celery worker running?).",
                                    returncode=1)
             time.sleep(1.0)
-        cost = generation.actual_cost if generation.actual_cost is not None else generation.estimated_cost
-        self.stdout.write(f"{generation.status} · cost {cost:,} credits")
+        # What the ledger says it cost: a failed or cancelled job was refunded, whatever the estimate.
+        self.stdout.write(f"{generation.status} · {credits.settlement(generation).describe()}")
         if generation.error:
             self.stdout.write(generation.error)
         for media in generation.media.all():
