@@ -10,3 +10,9 @@ from anywhere.
 # default request-line limit, 4094 bytes, answers "414 URI Too Long" past ~60
 # pending cards; 8190 is the largest it allows (nginx's default buffer is 8 KB).
 limit_request_line = 8190
+
+
+def post_worker_init(worker):
+    """Said once a worker has loaded Kiln and can answer: what ``runkiln`` waits for before it
+    says "Kiln is running" (gunicorn's own "Booting worker" comes before Django is loaded)."""
+    worker.log.info("Kiln web worker ready (pid %s)", worker.pid)

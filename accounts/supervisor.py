@@ -9,9 +9,10 @@ their output with the child's name, and, like a process manager:
   again after a backoff (1 s, 2 s, 4 s ... at most 30 s); only a child that keeps
   crashing (``crash_limit`` times within ``crash_window`` seconds) stops everything,
   with status 1: a Kiln that cannot stay up should say so, not flap for ever;
-- on SIGINT / SIGTERM, also while the children are starting or one is waiting to be
-  started again: sends every child its own stop signal, waits, then terminates and at
-  last kills what is left (whole process groups); exits 0.
+- on SIGINT / SIGTERM / SIGHUP, also while the children are starting or one is waiting
+  to be started again: sends every child its own stop signal, waits, then terminates and
+  at last kills what is left (whole process groups); exits 0. Whatever else ends the
+  supervisor stops the children first.
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ class Supervisor:
         self._signal: int | None = None
 
     def say(self, name: str, line: str) -> None:
-        with self._lock:
+        with self._lock, contextlib.suppress(OSError):  # a closed terminal must not stop the supervisor
             self.out.write(f"{name:<{self.width}} | {line.rstrip()}\n")
             self.out.flush()
 
     def _pump(self, child: Child, process: subprocess.Popen) -> None:
         assert process.stdout is not None
         for line in process.stdout:
+            if child.process is not process:
+                continue  # an earlier run's last lines, read after its restart
             child.last_lines.append(line.rstrip())
             if child.ready and not child.is_ready and child.ready in line:
                 child.is_ready = True
@@ -112,11 +115,12 @@ class Supervisor:
         child.crashes.append(now)
         while child.crashes and child.crashes[0] < now - self.crash_window:
             child.crashes.popleft()
-        if child.reader:
-            child.reader.join(timeout=2)  # its last lines are printed before the verdict
-        # Whatever it left behind in its process group goes with it (a prefork pool's children).
+        # Whatever it left behind in its process group goes with it (a prefork pool's children,
+        # which also hold its output pipe open), then its last lines are read to the end.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.process.pid, signal.SIGKILL)
+        if child.reader:
+            child.reader.join(timeout=2)
         self.say("kiln", f"{child.name} exited unexpectedly ({describe(child.process.returncode)}). Its last lines:")
         for line in child.last_lines:
             self.say("kiln", f"    {line}")
@@ -131,15 +135,18 @@ class Supervisor:
         return False
 
     def run(self) -> int:
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too: a closed terminal or SSH session reaches only the supervisor (the children
+        # have sessions of their own), which must not die and leave them running.
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        given_up = None
         try:
             self.start()
-            announced, given_up = False, None
+            announced = False
             while not self._stop.wait(0.1):
                 now = time.monotonic()
                 for child in self.children:
                     if child.restart_at is not None:
-                        if now >= child.restart_at:
+                        if now >= child.restart_at and not self._stop.is_set():
                             child.restart_at = None
                             self._spawn(child)
                     elif not child.running and self._crashed(child, now):
@@ -153,11 +160,13 @@ class Supervisor:
                         self.on_started()
             if not given_up:
                 self.say("kiln", f"{signal.Signals(self._signal).name if self._signal else 'stop'} received; stopping.")
-            self.stop()
-            return 1 if given_up else 0
         finally:
+            # Also when the supervisor itself fails (a child that cannot be started again, say):
+            # it never leaves its children behind.
+            self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        return 1 if given_up else 0
 
     def _send(self, sig: int | None) -> None:
         """``None``: each child's own stop signal, to the child alone (it stops its own
@@ -188,6 +197,9 @@ class Supervisor:
                 still = ", ".join(c.name for c in self.children if c.running)
                 self.say("kiln", f"still running after {signal.Signals(sig).name if sig else 'the stop signal'}: {still}")
         for child in self.children:
+            if child.process:  # what a child's own process group still holds (a pool that outlived it)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.process.pid, signal.SIGKILL)
             if child.reader:
                 child.reader.join(timeout=2)
             if child.process and child.restart_at is None:

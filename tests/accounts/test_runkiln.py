@@ -3,10 +3,12 @@ started again, one that keeps crashing stops all."""
 
 import io
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -34,18 +36,46 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _run_script(script: str):
-    return subprocess.Popen([PY, "-c", textwrap.dedent(script)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+class Output:
+    """A process's output, read on a thread as it comes: a wait for a line never blocks
+    longer than its own deadline, even when the process goes quiet."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines, self._new = proc, [], queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._new.put(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, seconds: float = 60) -> str:
+        """The next line that holds ``text``; fails (with everything said so far) after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._new.get(timeout=left)
+            except queue.Empty:
+                break
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} within {seconds:g} s:\n{self.text[-3000:]}")
+
+    def finish(self, seconds: float) -> str:
+        """Everything it said, once it has exited (and every process holding its output has)."""
+        self.proc.wait(timeout=seconds)
+        self._reader.join(timeout=seconds)
+        return self.text
 
 
-def _read_until(proc, text: str, seen: list[str], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    for line in proc.stdout:
-        seen.append(line)
-        if text in line or time.monotonic() > deadline:
-            break
-    assert text in "".join(seen), "".join(seen)
+def _run_script(script: str) -> Output:
+    return Output(subprocess.Popen([PY, "-c", textwrap.dedent(script)], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True))
 
 
 def _started_pids(text: str) -> list[int]:
@@ -61,16 +91,14 @@ def test_a_child_that_dies_is_restarted_with_its_status_and_last_lines_and_the_o
                     Child("flaky", [sys.executable, "-c", flaky])]
         sys.exit(Supervisor(children, grace=5).run())
     """)
-    seen: list[str] = []
     try:
-        _read_until(proc, "restarting flaky in 2 s", seen)  # the second crash: the backoff doubled
-        proc.send_signal(signal.SIGTERM)
-        rest = proc.communicate(timeout=30)[0]
+        proc.wait_for("restarting flaky in 2 s")  # the second crash: the backoff doubled
+        proc.proc.send_signal(signal.SIGTERM)
+        text = proc.finish(30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = "".join(seen) + rest
-    assert proc.returncode == 0, text
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+    assert proc.proc.returncode == 0, text
     assert "flaky exited unexpectedly (status 3). Its last lines:" in text
     assert "kiln   |     flaky says goodbye" in text  # its last lines, again, beside the verdict
     assert "restarting flaky in 1 s (1 crash(es) within 60 s; 5 stop Kiln)." in text
@@ -94,12 +122,14 @@ def test_a_child_that_keeps_crashing_stops_everything_and_the_supervisor_fails()
     assert all(c.process.poll() is not None for c in supervisor.children)
 
 
-def test_a_child_that_ignores_interrupts_is_terminated_in_the_end():
-    stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
-    supervisor = Supervisor([Child("stubborn", [PY, "-c", stubborn]),
-                             Child("quitter", [PY, "-c", "import time; time.sleep(0.5)"])], out=io.StringIO(), grace=1,
-                            crash_limit=1)
-    assert supervisor.run() == 1
+def test_a_child_that_ignores_interrupts_is_terminated_in_the_end(tmp_path):
+    flag = tmp_path / "ignoring"
+    stubborn = ("import signal, time, pathlib; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                f"pathlib.Path({str(flag)!r}).touch(); time.sleep(60)")
+    quitter = f"import time, pathlib\nwhile not pathlib.Path({str(flag)!r}).exists(): time.sleep(0.05)"
+    supervisor = Supervisor([Child("stubborn", [PY, "-c", stubborn]), Child("quitter", [PY, "-c", quitter])],
+                            out=io.StringIO(), grace=1, crash_limit=1)
+    assert supervisor.run() == 1  # the quitter's exit stops everything (after the stubborn one ignores SIGINT)
     assert supervisor.children[0].process.returncode == -signal.SIGTERM
 
 
@@ -112,24 +142,20 @@ SCRIPT = """
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_or_sigterm_stops_every_child_and_exits_0(sig):
     proc = _run_script(SCRIPT)
-    pids = []
-    for line in proc.stdout:
-        if "started c" in line:
-            pids.append(int(line.split("(pid ")[1].split(")")[0]))
-        if line.count("pid-here") and len(pids) == 2:
-            break
-    time.sleep(0.3)
-    proc.send_signal(sig)
-    rest = proc.communicate(timeout=20)[0]
-    assert proc.returncode == 0, rest
-    assert f"{signal.Signals(sig).name} received; stopping." in rest
-    assert not any(_alive(pid) for pid in pids)
+    for _ in range(2):
+        proc.wait_for("pid-here")
+    proc.proc.send_signal(sig)
+    text = proc.finish(30)
+    assert proc.proc.returncode == 0, text
+    assert f"{signal.Signals(sig).name} received; stopping." in text
+    pids = _started_pids(text)
+    assert len(pids) == 2 and not any(_alive(pid) for pid in pids)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_while_the_children_are_starting_stops_them_all_and_exits_0(sig):
     """Before every child is ready (or while one waits to be started again) a stop is a stop."""
     proc = _run_script("""
@@ -139,12 +165,10 @@ def test_a_signal_while_the_children_are_starting_stops_them_all_and_exits_0(sig
         children = [Child(f"c{i}", [sys.executable, "-c", slow], ready="never says so") for i in range(3)]
         sys.exit(Supervisor(children, grace=5, on_started=lambda: print("ALL READY", flush=True)).run())
     """)
-    seen: list[str] = []
-    _read_until(proc, "started c0", seen)
-    proc.send_signal(sig)
-    rest = proc.communicate(timeout=30)[0]
-    text = "".join(seen) + rest
-    assert proc.returncode == 0, text
+    proc.wait_for("started c0")
+    proc.proc.send_signal(sig)
+    text = proc.finish(30)
+    assert proc.proc.returncode == 0, text
     assert f"{signal.Signals(sig).name} received; stopping." in text and "ALL READY" not in text
     assert not any(_alive(pid) for pid in _started_pids(text))
 
@@ -172,18 +196,13 @@ def test_runkiln_serves_kiln_and_stops_cleanly_on_ctrl_c(tmp_path):
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True, capture_output=True)
     proc = subprocess.Popen([*manage, "runkiln"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    seen = []
+    out = Output(proc)
     try:
-        deadline = time.monotonic() + 90
-        for line in proc.stdout:
-            seen.append(line)
-            if "Kiln is running: open" in line or time.monotonic() > deadline:
-                break
-        assert f"open http://127.0.0.1:{port}/" in "".join(seen), "".join(seen)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
+        assert f"open http://127.0.0.1:{port}/" in out.wait_for("Kiln is running: open", 120)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=30) as response:
             assert response.status == 200
             assert b"Sign in to Kiln" in response.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{sandbox_port}/_control/jobs", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sandbox_port}/_control/jobs", timeout=30) as response:
             assert response.status == 200
         # A gallery with 100 pending cards polls with all of them in its query string (~6.6 KB):
         # gunicorn must hand it to Django (here: "sign in first") instead of "414 URI Too Long".
@@ -192,10 +211,10 @@ def test_runkiln_serves_kiln_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert len(status_poll) > 6500
         opener = urllib.request.build_opener(NoRedirect)
         with pytest.raises(urllib.error.HTTPError) as answer:
-            opener.open(status_poll, timeout=10)
+            opener.open(status_poll, timeout=30)
         assert answer.value.code == 302 and "/accounts/login/" in answer.value.headers["Location"]
         proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=60)[0]
+        text = out.finish(90)
     finally:
         if proc.poll() is None:  # a failed assertion: stop runkiln the way a user would, so it stops its children
             proc.send_signal(signal.SIGINT)
@@ -203,11 +222,10 @@ def test_runkiln_serves_kiln_and_stops_cleanly_on_ctrl_c(tmp_path):
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    text = "".join(seen) + rest
     assert proc.returncode == 0, text[-3000:]
     for name in ("sandbox", "web", "worker", "downloads"):
         assert f"{name} stopped (status 0)." in text
-    pids = [int(line.split("(pid ")[1].split(")")[0]) for line in text.splitlines() if "| started " in line]
+    pids = _started_pids(text)
     assert len(pids) == 4 and not any(_alive(pid) for pid in pids)
 
 
@@ -229,23 +247,22 @@ def test_make_run_starts_a_killed_worker_again_and_sigterm_to_make_stops_everyth
         env.pop(name, None)
     proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    seen: list[str] = []
+    out = Output(proc)
     try:
-        _read_until(proc, "Kiln is running: open", seen, seconds=180)
-        downloads = next(pid for line in seen if "started downloads (pid " in line
+        out.wait_for("Kiln is running: open", 240)
+        downloads = next(pid for line in out.lines if "started downloads (pid " in line
                          for pid in [int(line.split("(pid ")[1].split(")")[0])])
         os.kill(downloads, signal.SIGKILL)
-        _read_until(proc, "started downloads", seen)
-        _read_until(proc, " ready.", seen)  # the others said so long ago: this is the new one
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
+        out.wait_for("started downloads")
+        out.wait_for(" ready.")  # the others said so long ago: this is the new one
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=30) as response:
             assert response.status == 200
         proc.send_signal(signal.SIGTERM)  # to make alone, as `kill <pid>` does
-        rest = proc.communicate(timeout=90)[0]  # the output ends when every process holding it has
+        text = out.finish(90)  # the output ends when every process holding it has
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=30)
-    text = "".join(seen) + rest
     assert "downloads exited unexpectedly (signal SIGKILL)" in text, text[-3000:]
     assert "restarting downloads in 1 s" in text
     assert "SIGTERM received; stopping." in text, text[-3000:]

@@ -30,7 +30,7 @@ def kiln_children(port: int, sandbox_port: int) -> list[Child]:
               ready="Kiln sandbox on"),
         Child("web", [python, "-m", "gunicorn", "project.wsgi", "-c", str(settings.BASE_DIR / "gunicorn.conf.py"),
                       "-b", f"127.0.0.1:{port}", "-w", "2",
-                      "--threads", "4", "--graceful-timeout", "5"], ready="Booting worker"),
+                      "--threads", "4", "--graceful-timeout", "5"], ready="Kiln web worker ready"),
         Child("worker", [python, "-m", "celery", "-A", "project", "worker", "-B", "-Q", "default,poll",
                          "-c", "2", "-n", "poll@%h", "--loglevel", "INFO"],
               stop_signal=signal.SIGTERM, ready=" ready."),  # SIGTERM: Celery's warm shutdown
