@@ -67,16 +67,19 @@ def transport_options(folder: Path) -> dict:
 def _replace(path: Path, data: bytes, staging: Path) -> None:
     """Write ``data`` to ``path`` whole: a temporary file first, then an atomic rename."""
     temporary = staging / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    with open(temporary, "xb") as f:
-        f.write(data)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "xb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a full disk, say: no half file left behind
+        raise
 
 
 class Channel(filesystem.Channel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._names: dict[str, deque[str]] = {}  # per queue: names listed, not yet tried
-        self._tables: dict[str, tuple] = {}  # per exchange: (inode and mtime, bindings) last read
 
     def _folder(self, option: str, default: str) -> Path:
         """A folder of ours from the options, or beside the queue folder; created if missing."""
@@ -112,6 +115,12 @@ class Channel(filesystem.Channel):
         return names
 
     def _get(self, queue):
+        try:
+            return self._take(queue)
+        except OSError as exc:  # a channel error: Celery reconnects instead of stopping the worker
+            raise filesystem.ChannelError(f"Cannot take a message from {self.data_folder_in}: {exc}") from exc
+
+    def _take(self, queue):
         names = self._candidates(queue)
         folder, processed = Path(self.data_folder_in), Path(self.processed_folder)
         while names:
@@ -120,7 +129,10 @@ class Channel(filesystem.Channel):
             try:
                 os.rename(folder / name, claimed)
             except FileNotFoundError:
-                continue  # another consumer took it first
+                if not processed.is_dir():  # removed by hand: made again, and the file tried again
+                    processed.mkdir(parents=True, exist_ok=True)
+                    names.appendleft(name)
+                continue  # otherwise another consumer took it first
             payload = self._read(claimed)
             if payload is None:
                 self._set_aside(claimed)
@@ -163,16 +175,7 @@ class Channel(filesystem.Channel):
     def _read_table(self, exchange) -> list:
         file = self._exchange_file(exchange)
         try:
-            # Every publish looks its exchange up; a table is only ever replaced (a new inode),
-            # so an unchanged inode and mtime mean the copy read last time is still right.
-            stat = file.stat()
-            version = (stat.st_ino, stat.st_mtime_ns)
-            cached = self._tables.get(exchange)
-            if cached and cached[0] == version:
-                return cached[1]
-            table = [filesystem.exchange_queue_t(*q) for q in loads(bytes_to_str(file.read_bytes()))]
-            self._tables[exchange] = (version, table)
-            return table
+            return [filesystem.exchange_queue_t(*q) for q in loads(bytes_to_str(file.read_bytes()))]
         except FileNotFoundError:
             return []
         except (ValueError, TypeError) as exc:
