@@ -24,6 +24,7 @@ crash, no restart, no job lost, every wallet equal to its ledger, runkiln stoppe
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import signal
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     team, members = _members(args.members)
     kiln = Runkiln(env)
+    atexit.register(kiln.stop)  # Ctrl-C or a failure mid-soak: runkiln (its own session) stops too
     if not kiln.running.wait(180):
         kiln.stop()
         raise SystemExit(f"runkiln did not start; see {kiln.log_path}")
