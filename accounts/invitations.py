@@ -119,7 +119,7 @@ def invite(team: Team, email: str, role: str = Role.MEMBER, *, actor: Membership
 def resend(invitation: Invitation, *, actor: Membership | None = None, base_url: str = "") -> Sent:
     """A new link for a pending (or expired) invitation; the old link stops working."""
     with transaction.atomic():
-        invitation = Invitation.objects.select_for_update().select_related("team", "invited_by").get(pk=invitation.pk)
+        invitation = Invitation.objects.select_for_update(of=("self",)).select_related("team", "invited_by").get(pk=invitation.pk)
         _may_touch(actor, invitation.role)
         if invitation.state not in (InvitationState.PENDING, InvitationState.EXPIRED):
             raise MembershipError(f"The invitation of {invitation.email} was {invitation.get_state_display().lower()}: "
