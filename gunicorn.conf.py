@@ -16,3 +16,8 @@ def post_worker_init(worker):
     """Said once a worker has loaded Kiln and can answer: what ``runkiln`` waits for before it
     says "Kiln is running" (gunicorn's own "Booting worker" comes before Django is loaded)."""
     worker.log.info("Kiln web worker ready (pid %s)", worker.pid)
+
+# gunicorn 25+ opens a control socket for `gunicornc` at one path per user
+# ($HOME/.gunicorn/gunicorn.ctl): every instance on the host (make run, a second Kiln,
+# the tests) would take it from the one before and delete it on exit. Kiln does not use it.
+control_socket_disable = True
