@@ -26,6 +26,7 @@ from generations import engine
 from generations.models import Generation, Status
 from tests.conftest import PASSWORD, make_member
 from tests.credits.conftest import make_generation
+from tests.e2e.test_studio_e2e import choose_model
 
 SHOTS = Path(os.environ.get("KILN_SHOTS_DIR", "/tmp/shots-r7"))
 GPT_IMAGE = "shark:openai/gpt-image-2"
@@ -77,9 +78,7 @@ def open_studio_with_image_model(page, prompt: str) -> int:
     """Choose GPT Image 2, type a prompt; returns the estimate the studio shows."""
     page.goto("/")
     page.wait_for_selector("#studio-form")
-    page.select_option("#studio-model", GPT_IMAGE)
-    page.wait_for_selector("#studio-fieldset [name=quality]")
-    page.wait_for_load_state("networkidle")
+    choose_model(page, GPT_IMAGE, "quality")
     page.fill("#id_prompt", prompt)
     page.wait_for_load_state("networkidle")
     return credits_in(page.inner_text("#studio-estimate .estimate-credits"))

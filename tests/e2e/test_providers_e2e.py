@@ -61,7 +61,8 @@ def test_a_job_from_the_studio_succeeds_in_the_gallery_and_its_video_plays(
     # The studio: the model, its mode, the prompt, the settings and the uploads.
     page.goto("/")
     page.wait_for_selector("#studio-form")
-    page.select_option("#studio-model", job["model"])
+    if page.input_value("#studio-model") != job["model"]:  # see choose_model
+        page.select_option("#studio-model", job["model"])
     model_id = job["model"].split(":", 1)[1]
     page.wait_for_selector(f"#studio-fieldset .model-meta code:text-is('{model_id}')")
     if page.locator(f".op-tab input[value='{job['operation']}']").count():
