@@ -31,6 +31,9 @@ from django.http import HttpRequest, HttpResponse
 
 from project.client_ip import client_ip
 
+# The clock windows are counted on; tests give each test a window of its own.
+clock: Callable[[], float] = time.time
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -48,7 +51,7 @@ def _cache_key(scope: str, who: str, bucket: int) -> str:
 
 def hit(scope: str, who: str, *, limit: int, window: int = 60, now: float | None = None) -> Decision:
     """Count one event for ``who`` in ``scope``; allowed while the count is at most ``limit``."""
-    now = time.time() if now is None else now
+    now = clock() if now is None else now
     bucket = int(now // window)
     key = _cache_key(scope, who, bucket)
     cache.add(key, 0, timeout=window + 1)
@@ -62,7 +65,7 @@ def hit(scope: str, who: str, *, limit: int, window: int = 60, now: float | None
 
 
 def reset(scope: str, who: str, *, window: int = 60, now: float | None = None) -> None:
-    now = time.time() if now is None else now
+    now = clock() if now is None else now
     cache.delete(_cache_key(scope, who, int(now // window)))
 
 
