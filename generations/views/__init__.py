@@ -1,1 +1,0 @@
-"""Views, one module per area: studio, gallery (and media), share links, webhooks."""
