@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts import invitations, mail
-from accounts.credits import wallet_for
+from accounts.credits.services import wallet_for
 from accounts.models import Invitation, InvitationState, Membership, Role, Team, User
 from accounts.services import LAST_OWNER, MembershipError
 
@@ -271,4 +271,4 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 # Wallets and the ledger (R7) are registered below this line.
-from accounts import admin_credits  # noqa: E402, F401 (registers Wallet, LedgerEntry, reviews)
+from accounts.credits import admin as credits_admin  # noqa: E402, F401 (registers Wallet, LedgerEntry, reviews)

@@ -2,8 +2,6 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 
 from accounts.models import Role
-from generations.keys import validate_base_url
-from generations.providers.registry import provider_choices
 
 
 class SignInForm(AuthenticationForm):
@@ -53,15 +51,3 @@ class AddMemberForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
-
-
-class ProviderKeyForm(forms.Form):
-    provider = forms.ChoiceField(choices=provider_choices)
-    label = forms.CharField(max_length=100, help_text="A name for this key, e.g. “Production”.")
-    # Write-only: never rendered back, not even after a failed submit.
-    api_key = forms.CharField(label="API key", max_length=500,
-                              widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
-    base_url = forms.CharField(label="Base URL", max_length=200, required=False, validators=[validate_base_url],
-                               help_text="Leave empty for the provider's own API.")
-    models_override = forms.CharField(label="Models", required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                                      help_text="Model ids this key serves, one per line; empty for the defaults.")

@@ -1,91 +1,14 @@
-"""Django admin for the generations app.
+"""Django admin for generations and their media; provider keys and share links register
+from their rooms (``generations.keys.admin``, ``generations.share.admin``), imported below."""
 
-Provider keys: the API key is write-only. The form has a "new API key" field
-(never rendered back); saving it encrypts through ``ProviderKey.set_api_key``.
-Only ``••••last4`` is ever displayed (bullets alone for a short key); the ciphertext is never shown.
-"""
-
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from generations import gallery, sharing
-from generations.keys import provider_name, validate_api_key, validate_base_url
-from generations.models import Generation, Media, ProviderKey, ShareLink
-from generations.providers.registry import provider_choices
-
-
-class ProviderKeyAdminForm(forms.ModelForm):
-    provider = forms.ChoiceField(choices=provider_choices)
-    new_api_key = forms.CharField(
-        label="New API key", required=False, max_length=500, strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Write-only. Leave empty to keep the current key.")
-    base_url = forms.CharField(label="Base URL", required=False, max_length=200, validators=[validate_base_url],
-                               help_text="Leave empty for the provider's own API.")
-
-    class Meta:
-        model = ProviderKey
-        fields = ("team", "provider", "label", "new_api_key", "base_url", "models_override", "is_active", "last_error")
-
-    def clean_new_api_key(self):
-        raw = self.cleaned_data.get("new_api_key", "")
-        if not raw:
-            if not self.instance.pk:
-                raise forms.ValidationError("A new key needs its API key.")
-            return ""
-        return validate_api_key(raw)
-
-
-@admin.register(ProviderKey)
-class ProviderKeyAdmin(admin.ModelAdmin):
-    form = ProviderKeyAdminForm
-    list_display = ("label", "team", "provider_display", "masked_key", "is_active", "last_used", "created")
-    list_filter = ("provider", "is_active", "team")
-    list_select_related = ("team",)
-    search_fields = ("label", "team__name", "team__slug", "provider", "api_key_last4", "base_url")
-    readonly_fields = ("public_id", "masked_key", "created_by", "created", "last_used")
-    autocomplete_fields = ("team",)
-    actions = ("disable_keys", "enable_keys")
-    fieldsets = (
-        (None, {"fields": ("team", "provider", "label", "masked_key", "new_api_key")}),
-        ("Endpoint", {"fields": ("base_url", "models_override")}),
-        ("State", {"fields": ("is_active", "last_used", "last_error", "created_by", "created", "public_id")}),
-    )
-
-    @admin.display(description="API key")
-    def masked_key(self, obj):
-        return obj.masked if obj.api_key_encrypted else "—"
-
-    @admin.display(description="Provider", ordering="provider")
-    def provider_display(self, obj):
-        return provider_name(obj.provider)
-
-    def save_model(self, request, obj, form, change):
-        if form.cleaned_data.get("new_api_key"):
-            obj.set_api_key(form.cleaned_data["new_api_key"])
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-
-    @admin.action(description="Disable the selected keys")
-    def disable_keys(self, request, queryset):
-        self.message_user(request, f"Disabled {queryset.update(is_active=False)} key(s).")
-
-    @admin.action(description="Enable the selected keys")
-    def enable_keys(self, request, queryset):
-        self.message_user(request, f"Enabled {queryset.update(is_active=True)} key(s).")
-
-
-# ---------------------------------------------------------------------------
-# Generations, media and share links (R4/R6/R8) are registered below this line.
-# ---------------------------------------------------------------------------
-
+from generations.gallery import queries as gallery
+from generations.models import Generation, Media
 
 # ---- Generations and their media (R6): read-mostly ----------------------------
 
@@ -110,7 +33,7 @@ class MediaInline(admin.TabularInline):
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
     """Jobs as the engine sees them. Nothing is edited here but ``archived``; a delete
-    removes the files too (``generations.gallery.delete_generation``); the ledger stays."""
+    removes the files too (``generations.gallery.queries.delete_generation``); the ledger stays."""
 
     list_display = ("public_id", "short_prompt", "team", "author", "provider", "model", "status", "needs_review",
                     "progress", "estimated_cost", "actual_cost", "created")
@@ -172,71 +95,5 @@ class GenerationAdmin(admin.ModelAdmin):
             self.message_user(request, f"Not deleted ({len(kept)}): " + "; ".join(kept), messages.WARNING)
 
 
-class ShareStateFilter(admin.SimpleListFilter):
-    """Live / expired / revoked, as ``ShareLink.state`` says (revoked wins over expired)."""
-
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return (("live", "Live"), ("expired", "Expired"), ("revoked", "Revoked"))
-
-    def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "live":
-            return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True)
-        if self.value() == "expired":
-            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
-        if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
-
-
-@admin.register(ShareLink)
-class ShareLinkAdmin(admin.ModelAdmin):
-    """Public share links across teams, for an operator answering "take this down": see what a
-    link shows and revoke it (it stops working on the next request; the row stays, with its view
-    count). Links are created by members, who alone ever see the token; only its hash is stored,
-    and not shown here."""
-
-    list_display = ("__str__", "team", "created_by", "state_label", "items", "view_count", "expires_at", "created")
-    list_filter = (ShareStateFilter, "show_prompt", "team")
-    list_select_related = ("team", "created_by")
-    search_fields = ("title", "=public_id", "created_by__email", "=generations__public_id")
-    date_hierarchy = "created"
-    fields = ("public_id", "team", "title", "shared", "show_prompt", "created_by", "created", "expires_at",
-              "revoked_at", "revoked_by", "view_count", "state_label")
-    readonly_fields = fields
-    actions = ("revoke_selected",)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(item_count=Count("generations"))
-
-    def has_add_permission(self, request):
-        return False
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Every field is read-only: nothing to save. (Revoking is the list's action.)
-        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    @admin.display(description="Items", ordering="item_count")
-    def items(self, obj):
-        return obj.item_count
-
-    @admin.display(description="State")
-    def state_label(self, obj):
-        return obj.state
-
-    @admin.display(description="Shares")
-    def shared(self, obj):
-        return format_html_join(
-            ", ", '<a href="{}">{}</a>',
-            ((reverse("admin:generations_generation_change", args=[g.pk]), g.public_id)
-             for g in obj.generations.order_by("created", "pk")))
-
-    @admin.action(description="Revoke the selected links", permissions=["change"])
-    def revoke_selected(self, request, queryset):
-        revoked = sharing.revoke_links(queryset, request.user.pk)
-        self.message_user(request, f"Revoked {revoked} link{'s' if revoked != 1 else ''}; "
-                                   "they no longer open anything.", messages.SUCCESS)
+from generations.keys import admin as keys_admin  # noqa: E402, F401 (registers ProviderKey)
+from generations.share import admin as share_admin  # noqa: E402, F401 (registers ShareLink)

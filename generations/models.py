@@ -1,4 +1,4 @@
-"""Provider keys, prompts, generations, their media, and share links.
+"""Prompts, generations and their media (provider keys and share links live in their rooms).
 
 A ``Generation`` is one job at one provider. The database is the source of
 truth for every job: its status, which provider job it is, and when it is
@@ -12,9 +12,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-
-from generations.crypto import decrypt, encrypt
-from generations.providers.redaction import MASK_HINT_MIN_LENGTH
 
 
 class Kind(models.TextChoices):
@@ -31,56 +28,6 @@ class Operation(models.TextChoices):
     REFERENCE_TO_VIDEO = "reference-to-video", "Reference images to video"
     TEMPLATE_TO_VIDEO = "template-to-video", "Prompt template to video"
     VIDEO_EDIT = "video-edit", "Video edit"
-
-
-def last_four(raw: str) -> str:
-    """What of a clear key may be kept and shown beside its bullets: its last four
-    characters, or nothing for a short key."""
-    return raw[-4:] if len(raw) >= MASK_HINT_MIN_LENGTH else ""
-
-
-class ProviderKey(models.Model):
-    """A team's API key for one provider. The key is encrypted at rest and
-    write-only: only its last four characters are ever displayed (none of a short key)."""
-
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="provider_keys")
-    provider = models.CharField(max_length=40)
-    label = models.CharField(max_length=100)
-    api_key_encrypted = models.TextField(editable=False)
-    api_key_last4 = models.CharField(max_length=4, editable=False)  # empty for a short key (last_four)
-    base_url = models.URLField(blank=True, help_text="Leave empty for the provider's own API.")
-    # Gateways expose different models: an operator may list them (one id per line).
-    models_override = models.TextField(blank=True, help_text="Model ids this key serves, one per line; empty for the defaults.")
-    is_active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created = models.DateTimeField(default=timezone.now)
-    last_used = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["provider", "label"]
-        constraints = [models.UniqueConstraint(fields=["team", "provider", "label"], name="unique_key_label")]
-
-    def __str__(self):
-        return f"{self.label} ({self.provider}, {self.masked})"
-
-    def set_api_key(self, raw: str) -> None:
-        raw = raw.strip()
-        self.api_key_encrypted = encrypt(raw)
-        self.api_key_last4 = last_four(raw)
-
-    def get_api_key(self) -> str:
-        """The clear key, for the provider only. Raises if no configured key decrypts it."""
-        return decrypt(self.api_key_encrypted)
-
-    @property
-    def masked(self) -> str:
-        return f"••••{self.api_key_last4}" if self.api_key_last4 else "••••••••"
-
-    @property
-    def model_ids(self) -> list[str]:
-        return [line.strip() for line in self.models_override.splitlines() if line.strip()]
 
 
 class Prompt(models.Model):
@@ -132,7 +79,7 @@ class Generation(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     operation = models.CharField(max_length=30, choices=Operation.choices)
     params = models.JSONField(default=dict, blank=True)
-    provider_key = models.ForeignKey(ProviderKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="generations")
+    provider_key = models.ForeignKey("generations.ProviderKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="generations")
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     provider_job_id = models.CharField(max_length=200, blank=True)
@@ -173,9 +120,9 @@ class Generation(models.Model):
         indexes = [
             models.Index(fields=["team", "-created", "-id"], name="gen_team_created"),
             models.Index(fields=["next_poll_at"], name="gen_due", condition=Q(status__in=["submitted", "running"])),
-            # Provider callbacks find their generation by token (generations.views.webhooks).
+            # Provider callbacks find their generation by token (generations.webhooks).
             models.Index(fields=["webhook_token"], name="gen_webhook_token", condition=~Q(webhook_token="")),
-            # The gallery's keyset (generations.gallery): all, and one member's, unarchived.
+            # The gallery's keyset (generations.gallery.queries): all, and one member's, unarchived.
             models.Index(fields=["team", "-created", "-public_id"], name="gen_gallery", condition=Q(archived=False)),
             models.Index(fields=["team", "author", "-created", "-public_id"], name="gen_gallery_author",
                          condition=Q(archived=False)),
@@ -267,37 +214,6 @@ class Favourite(models.Model):
         return f"{self.user_id} ♥ {self.generation_id}"
 
 
-class ShareLink(models.Model):
-    """A public link to one or more generations. Only the SHA-256 of the token
-    is stored; the token itself is shown once, when the link is created."""
-
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="share_links")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    token_hash = models.CharField(max_length=64, unique=True)
-    title = models.CharField(max_length=200, blank=True)
-    generations = models.ManyToManyField(Generation, related_name="share_links")
-    show_prompt = models.BooleanField(default=False)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    view_count = models.PositiveIntegerField(default=0)
-    created = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["team", "-created"], name="share_team_created")]
-
-    def __str__(self):
-        return self.title or str(self.public_id)
-
-    def is_live(self, now=None) -> bool:
-        now = now or timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
-    @property
-    def state(self) -> str:
-        """"live", "expired" or "revoked" (revoked wins over expired)."""
-        if self.revoked_at is not None:
-            return "revoked"
-        return "live" if self.is_live() else "expired"
+# The models of generations' rooms: imported here so Django registers them with this app.
+from generations.keys.models import ProviderKey  # noqa: E402, F401
+from generations.share.models import ShareLink  # noqa: E402, F401

@@ -14,16 +14,16 @@ from django.urls import path
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.forms import ProviderKeyForm
 from accounts.teams import require_manager
-from generations import keys
+from generations.keys import services as keys
+from generations.keys.forms import ProviderKeyForm
 
 
 def _render_keys(request, membership, form=None, status=200) -> HttpResponse:
     team_keys = list(keys.team_keys(membership.team))
     for key in team_keys:
         key.provider_name = keys.provider_name(key.provider)
-    return render(request, "accounts/keys.html", {"keys": team_keys, "form": form or ProviderKeyForm()},
+    return render(request, "generations/keys/keys.html", {"keys": team_keys, "form": form or ProviderKeyForm()},
                   status=status)
 
 
