@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import mail
-from accounts.credits import wallet_for
+from accounts.credits.services import wallet_for
 from accounts.models import Invitation, InvitationState, Membership, Role, Team, User
 from accounts.services import MembershipError, _check_role, _clean_email, _may_touch
 from accounts.services import create_team as _new_team

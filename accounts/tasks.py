@@ -1,4 +1,4 @@
-"""Accounts tasks (thin: the work is in ``accounts.credits`` and Django's auth forms)."""
+"""Accounts tasks (thin: the work is in ``accounts.credits.services`` and Django's auth forms)."""
 
 from urllib.parse import urlsplit
 
@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth.forms import PasswordResetForm
 from django.utils import timezone
 
-from accounts.credits import apply_monthly_allowance
+from accounts.credits.services import apply_monthly_allowance
 from accounts.models import Team
 
 

@@ -1,6 +1,8 @@
-"""Each area's views module declares its own ``urlpatterns``; this joins them."""
+"""Each room's views module declares its own ``urlpatterns``; this joins them under /accounts/."""
 
-from accounts import credit_views, key_views, views
+from accounts import views
+from accounts.credits import views as credit_views
+from generations.keys import views as key_views
 
 app_name = "accounts"
 

@@ -32,7 +32,7 @@ from accounts.forms import (
 )
 from accounts.models import Invitation, InvitationState, Membership, Role, User
 from accounts.teams import SESSION_KEY, require_manager, require_membership
-from generations import ratelimit
+from project import ratelimit
 
 
 class SignInView(auth_views.LoginView):

@@ -22,7 +22,7 @@ send 500 for the comparison.
 Drain: the production worker layout (poll worker with beat, download worker)
 runs throughout; afterwards every accepted generation must reach a terminal
 state (the sandbox finishes jobs in 2-6 s) with no loss, and
-``accounts.credits.verify()`` must find every wallet equal to its ledger.
+``accounts.credits.services.verify()`` must find every wallet equal to its ledger.
 """
 
 from __future__ import annotations
@@ -179,9 +179,9 @@ def _cost(fields: dict[str, str]) -> int:
 
 
 def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
-    from accounts import credits
-    from generations.forms import model_value
+    from accounts.credits import services as credits
     from generations.models import TERMINAL, Generation, Status
+    from generations.studio.forms import model_value
 
     members, per_member = (10, 10) if quick else (50, 10)
     total = members * per_member

@@ -290,7 +290,7 @@ class Sandbox:
 
 def start_gunicorn(workers: int = 2) -> tuple[Child, str]:
     port = free_port()
-    child = Child("gunicorn", [PY, "-m", "gunicorn", "project.wsgi", "-c", str(ROOT / "gunicorn.conf.py"),
+    child = Child("gunicorn", [PY, "-m", "gunicorn", "project.wsgi", "-c", str(ROOT / "project/runtime/gunicorn.conf.py"),
                                "-b", f"127.0.0.1:{port}",
                                "-w", str(workers), "--log-level", "warning"])
     url = f"http://127.0.0.1:{port}"
@@ -314,7 +314,7 @@ def start_worker(name: str, queues: str, concurrency: int, *, beat: bool = False
 
 def make_team(slug: str, members: int = 1, credits: int = 0):
     """A team with ``members`` members (the first is the owner), each with ``credits``."""
-    from accounts.credits import grant, wallet_for
+    from accounts.credits.services import grant, wallet_for
     from accounts.models import Membership, Role, Team, User
 
     team = Team.objects.create(slug=slug, name=f"Bench {slug}")
@@ -331,7 +331,7 @@ def make_team(slug: str, members: int = 1, credits: int = 0):
 
 
 def make_key(team, sandbox: Sandbox, provider_id: str = "shark"):
-    from generations.models import ProviderKey
+    from generations.keys.models import ProviderKey
 
     key = ProviderKey(team=team, provider=provider_id, label=f"Bench {provider_id}",
                       base_url=sandbox.base_url(provider_id), is_active=True)

@@ -90,7 +90,7 @@ def _load(team, memberships, count: int, key) -> None:
 
 
 def _deep_cursor(team, fraction: float = 0.95) -> str:
-    from generations.gallery import encode_cursor
+    from generations.gallery.queries import encode_cursor
     from generations.models import Generation
 
     visible = Generation.objects.filter(team=team, archived=False).order_by("-created", "-public_id")
@@ -124,7 +124,7 @@ def _queries(client, url: str, **headers) -> int:
 
 def _queries_at_size(client, url: str, size: int) -> int:
     """The page's query count with ``size`` cards a page (the view's page size, changed for this count)."""
-    from generations import gallery as gallery_queries
+    from generations.gallery import queries as gallery_queries
 
     defaults = gallery_queries.gallery_page.__defaults__
     gallery_queries.gallery_page.__defaults__ = (None, size)

@@ -140,7 +140,7 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
 
     sandbox.reset()
     sandbox.control(duration_range=list(spread))
-    if embedded:  # make run's layout (accounts/management/commands/runkiln.py)
+    if embedded:  # make run's layout (project/runtime/management/commands/runkiln.py)
         poller = common.start_worker("poll", "default,poll", 2, beat=True)
         downloader = common.start_worker("download", "download", 8, pool="threads")
     else:

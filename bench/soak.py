@@ -101,7 +101,7 @@ class Runkiln:
 
 
 def _members(count: int):
-    from accounts.credits import grant, wallet_for
+    from accounts.credits.services import grant, wallet_for
     from accounts.models import Membership, Role, Team, User
     from bench.common import session_cookie
 
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from generations.forms import model_value
     from generations.models import TERMINAL, Generation
+    from generations.studio.forms import model_value
 
     team, members = _members(args.members)
     kiln = Runkiln(env)

@@ -49,8 +49,8 @@ def _pending_cards(team, membership, key, count: int):
 
 
 def _status_query(team, membership) -> str:
-    from generations.gallery import card_queryset
-    from generations.templatetags.gallery_tags import card_info
+    from generations.gallery.queries import card_queryset
+    from generations.gallery.templatetags import card_info
 
     cards = card_queryset(membership).order_by("-created")[:48]
     return ",".join(f"{g.public_id}:{card_info(g, membership).state}" for g in cards)

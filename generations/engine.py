@@ -10,7 +10,7 @@ wake-up was lost.
        │                   │                  │                  │
        └── failed / cancelled / expired ◀─────┴──────────────────┘
 
-Money (accounts.credits): a provider's "failed" or "cancelled", and a request
+Money (accounts.credits.services): a provider's "failed" or "cancelled", and a request
 the provider refused, release the reservation; success captures the actual
 cost (the provider's figure, else the price rule). Whenever the provider may
 have billed without telling us (a lost submit, our deadline passing, a
@@ -75,9 +75,9 @@ from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from accounts import credits
+from accounts.credits import services as credits
 from generations import mediafiles
-from generations.crypto import DecryptionError
+from generations.keys.crypto import DecryptionError
 from generations.mediafiles import MediaRejected
 from generations.models import IN_FLIGHT, Generation, InputMedia, Media, ProviderKey, Status
 from generations.providers import http

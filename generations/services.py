@@ -22,10 +22,11 @@ from django.db import IntegrityError, transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from accounts import credits
+from accounts.credits import services as credits
 from accounts.models import Membership, Team
 from generations.inputs import CheckedInput, InputRejected, check_media, check_upload
-from generations.models import Batch, Generation, InputMedia, Media, Prompt, ProviderKey, Status
+from generations.keys.models import ProviderKey
+from generations.models import Batch, Generation, InputMedia, Media, Prompt, Status
 from generations.providers.base import CancelResult, ModelSpec, Provider, ProviderError
 from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, UnknownProvider, get_provider
 

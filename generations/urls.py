@@ -1,6 +1,9 @@
-"""Each area's views module declares its own ``urlpatterns``; this joins them."""
+"""Each room's views module declares its own ``urlpatterns``; this joins them."""
 
-from generations.views import gallery, share, studio, webhooks
+from generations import webhooks
+from generations.gallery import views as gallery
+from generations.share import views as share
+from generations.studio import views as studio
 
 app_name = "generations"
 

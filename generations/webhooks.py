@@ -37,10 +37,11 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from generations import engine, ratelimit
+from generations import engine
 from generations.models import IN_FLIGHT, TERMINAL, Generation
 from generations.providers.registry import PROVIDERS
 from generations.serving import serve_file
+from project import ratelimit
 
 WAKE_INTERVAL = 2          # seconds between two wake-ups of one generation
 IP_LIMIT = 120             # callbacks per client address per minute (KILN_WEBHOOK_IP_LIMIT)

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "axes",
     "accounts",
     "generations",
+    "project.runtime",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +70,11 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.current_team",
             ],
+            # Template tags live in the room they serve, not in a templatetags/ folder per app.
+            "libraries": {
+                "credits_tags": "accounts.credits.templatetags",
+                "gallery_tags": "generations.gallery.templatetags",
+            },
         },
     },
 ]
@@ -185,8 +191,8 @@ SECURE_CSP = {
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", f"filesystem://{VAR_DIR / 'broker'}")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The embedded broker: kombu's filesystem transport made safe between processes. Importing
-    # project.broker makes it the transport of every filesystem:// URL in Kiln's processes.
-    from project import broker as _broker
+    # project.runtime.broker makes it the transport of every filesystem:// URL in Kiln's processes.
+    from project.runtime import broker as _broker
 
     CELERY_BROKER_TRANSPORT_OPTIONS = _broker.transport_options(Path(CELERY_BROKER_URL.removeprefix("filesystem://")))
     CELERY_BROKER_URL = "filesystem://"
@@ -237,7 +243,7 @@ KILN_SANDBOX_URL = envstr("KILN_SANDBOX_URL", "http://127.0.0.1:8765")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
-# The cache holds rate-limit counters and webhook wake-ups (generations.ratelimit). Local
+# The cache holds rate-limit counters and webhook wake-ups (project.ratelimit). Local
 # memory, per process, by default; set KILN_CACHE_URL=redis://... so every web process shares them.
 KILN_CACHE_URL = envstr("KILN_CACHE_URL")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": KILN_CACHE_URL}

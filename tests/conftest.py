@@ -11,7 +11,7 @@ import os
 import pytest
 from django.db import connection
 
-from accounts.credits import wallet_for
+from accounts.credits.services import wallet_for
 from accounts.models import Membership, Role, Team, User
 
 PASSWORD = "correct horse battery staple 42"
@@ -42,7 +42,7 @@ def _rate_limit_window(monkeypatch):
     """Each test counts its rate limits in windows of its own, 30 s into a minute and 30 min
     into an hour, so no limit resets mid-test: on the wall clock, seven webhooks sent across a
     minute boundary found the 6th and 7th of a limit of 5 allowed (CI, 11:30:59.989)."""
-    from generations import ratelimit
+    from project import ratelimit
 
     instant = 1_800_000_000 + next(_windows) * 3600 + 1830.0
     monkeypatch.setattr(ratelimit, "clock", lambda: instant)
@@ -53,7 +53,7 @@ def make_member(team: Team, email: str, role: str = Role.MEMBER, credits: int = 
     membership = Membership.objects.create(team=team, user=user, role=role)
     wallet = wallet_for(membership)
     if credits:
-        from accounts.credits import grant
+        from accounts.credits.services import grant
 
         grant(wallet, credits, reason="test grant")
     return user
@@ -223,7 +223,7 @@ def sandbox(sandbox_server, settings):
 def sandbox_key(sandbox, settings):
     """``sandbox_key(team, provider_id="shark", api_key=None, **fields)`` -> an active ProviderKey
     whose base_url is the sandbox's prefix for that provider."""
-    from generations.models import ProviderKey
+    from generations.keys.models import ProviderKey
 
     def make(team, provider_id: str = "shark", api_key: str | None = None, **fields):
         settings.KILN_ALLOW_PRIVATE_URLS = True

@@ -2,7 +2,7 @@
 action, and generations needing review. Imported by ``accounts.admin``.
 
 Nothing here writes a wallet or an entry directly: grants and reviews go through
-``accounts.credits`` like everywhere else, so the ledger stays honest.
+``accounts.credits.services`` like everywhere else, so the ledger stays honest.
 """
 
 import uuid
@@ -12,9 +12,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
 
-from accounts import credits
-from accounts.credit_forms import MAX_GRANT
-from accounts.models import GenerationReview, LedgerEntry, Wallet
+from accounts.credits import services as credits
+from accounts.credits.forms import MAX_GRANT
+from accounts.credits.models import GenerationReview, LedgerEntry, Wallet
 
 
 def can_move_credits(request) -> bool:
@@ -22,7 +22,7 @@ def can_move_credits(request) -> bool:
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Money rows are only ever changed by accounts.credits: the admin shows them, and its
+    """Money rows are only ever changed by accounts.credits.services: the admin shows them, and its
     actions (grant, release, capture) go through that module."""
 
     def has_add_permission(self, request):
@@ -113,7 +113,7 @@ class WalletAdmin(ReadOnlyAdmin):
                 verb = "Granted" if amount > 0 else "Deducted"
                 self.message_user(request, f"{verb} {abs(amount):,} credits on {done} wallet(s).", messages.SUCCESS)
             return None
-        return TemplateResponse(request, "credits/admin_grant.html", {
+        return TemplateResponse(request, "accounts/credits/admin_grant.html", {
             **self.admin_site.each_context(request),
             "title": "Grant or deduct credits",
             "opts": self.model._meta,

@@ -1,4 +1,4 @@
-"""Forms of the credits pages. They validate; ``accounts.credits`` changes wallets."""
+"""Forms of the credits pages. They validate; ``accounts.credits.services`` changes wallets."""
 
 from django import forms
 

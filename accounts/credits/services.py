@@ -27,7 +27,8 @@ from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import CREDITS_PER_USD, LedgerEntry, LedgerKind, Membership, Team, Wallet
+from accounts.credits.models import CREDITS_PER_USD, LedgerEntry, LedgerKind, Wallet
+from accounts.models import Membership, Team
 
 logger = logging.getLogger(__name__)
 

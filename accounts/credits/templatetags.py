@@ -6,7 +6,7 @@
 
 from django import template
 
-from accounts.models import CREDITS_PER_USD
+from accounts.credits.models import CREDITS_PER_USD
 
 register = template.Library()
 
@@ -56,6 +56,6 @@ def percent(value) -> str:
 @register.filter
 def model_name(generation) -> str:
     """"Shark AI · GPT Image 2" for a generation (the catalog's labels; the raw id if unknown)."""
-    from accounts.credit_usage import model_label, provider_label
+    from accounts.credits.usage import model_label, provider_label
 
     return f"{provider_label(generation.provider)} · {model_label(generation.provider, generation.model)}"

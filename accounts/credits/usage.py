@@ -17,9 +17,10 @@ from django.db.models import Count, DateField, F, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
-from accounts.credits import spend_expression
-from accounts.models import CREDITS_PER_USD, LedgerEntry, LedgerKind, Membership, Team
-from generations.gallery import FIRST_DAY, LAST_DAY
+from accounts.credits.models import CREDITS_PER_USD, LedgerEntry, LedgerKind
+from accounts.credits.services import spend_expression
+from accounts.models import Membership, Team
+from generations.gallery.queries import FIRST_DAY, LAST_DAY
 from generations.models import Generation, Status
 from generations.providers.registry import PROVIDER_NAMES, UnknownProvider, get_provider
 

@@ -3,7 +3,7 @@
 Members see their own ledger. Owners and admins see the team's usage and
 wallets, grant or deduct credits with a reason, set the monthly budget and
 allowance, and settle generations that expired and need review. Every change
-goes through ``accounts.credits``.
+goes through ``accounts.credits.services``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from accounts import credits
-from accounts.credit_forms import CreditSettingsForm, GrantForm, ReviewForm
-from accounts.credit_usage import UsageFilterForm, build_report, csv_records
-from accounts.models import Membership, Wallet
+from accounts.credits import services as credits
+from accounts.credits.forms import CreditSettingsForm, GrantForm, ReviewForm
+from accounts.credits.models import Wallet
+from accounts.credits.usage import UsageFilterForm, build_report, csv_records
+from accounts.models import Membership
 from accounts.teams import require_manager, require_membership
 from generations.models import Generation
 
@@ -54,7 +55,7 @@ def _render_ledger(request: HttpRequest, membership: Membership, subject: Member
         "page": page,
         "month_spend": credits.monthly_spend(subject.team, wallet=wallet),
     }
-    template = "credits/ledger.html#ledger" if request.htmx else "credits/ledger.html"
+    template = "accounts/credits/ledger.html#ledger" if request.htmx else "accounts/credits/ledger.html"
     return render(request, template, context)
 
 
@@ -93,7 +94,7 @@ def team_usage(request: HttpRequest) -> HttpResponse:
         context.update(report=report, query=urlencode(query))
     else:
         status = 400
-    template = "credits/team_usage.html#report" if request.htmx else "credits/team_usage.html"
+    template = "accounts/credits/team_usage.html#report" if request.htmx else "accounts/credits/team_usage.html"
     return render(request, template, context, status=status)
 
 
@@ -125,7 +126,7 @@ def _render_wallets(request: HttpRequest, membership: Membership, *, grant_form=
                    .order_by("created")[:REVIEW_LIMIT])
     for g in reviews:
         g.held = credits.held_for(g)
-    return render(request, "credits/wallets.html", {
+    return render(request, "accounts/credits/wallets.html", {
         "members": members,
         "grant_form": grant_form or GrantForm(),
         "grant_member": grant_member,

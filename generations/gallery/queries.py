@@ -29,7 +29,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import credits
+from accounts.credits import services as credits
 from accounts.models import Membership
 from generations.models import (
     TERMINAL,

@@ -1,7 +1,7 @@
 """What a gallery card or the detail page shows about a generation, computed in one place.
 
 ``{% card_info g membership as c %}`` needs no query: the provider and model come
-from the registry, the rest from the row (loaded by ``generations.gallery.card_queryset``).
+from the registry, the rest from the row (loaded by ``generations.gallery.queries.card_queryset``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from django import template
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import CREDITS_PER_USD
-from generations import gallery
+from accounts.credits.models import CREDITS_PER_USD
 from generations.access import can_manage_generation
+from generations.gallery import queries as gallery
 from generations.models import IN_FLIGHT, TERMINAL, Generation, Media, Status
 from generations.providers.registry import PROVIDER_NAMES, UnknownProvider, get_provider
 
@@ -105,7 +105,7 @@ class CardInfo:
     @property
     def held(self) -> int:
         """Credits still reserved for it (asked only for a job that needs review)."""
-        from accounts.credits import held_for
+        from accounts.credits.services import held_for
 
         return held_for(self.g)
 

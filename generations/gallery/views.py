@@ -20,17 +20,17 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from accounts import credits
+from accounts.credits import services as credits
 from accounts.models import Membership
 from accounts.teams import require_membership
-from generations import gallery as gallery_queries
 from generations import services
 from generations.access import can_manage_generation, get_media_for_member
-from generations.gallery import STATUS_FILTERS, InvalidCursor, InvalidFilters, card_queryset
+from generations.gallery import queries as gallery_queries
+from generations.gallery.queries import STATUS_FILTERS, InvalidCursor, InvalidFilters, card_queryset
+from generations.gallery.templatetags import state_token_of
 from generations.models import TERMINAL, Generation, InputMedia, Kind, Status
 from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, get_provider
 from generations.serving import serve_file
-from generations.templatetags.gallery_tags import state_token_of
 
 STOP_POLLING = 286  # htmx: stop polling, this answer is final
 MAX_STATUS_IDS = 100
@@ -85,7 +85,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
     next_url = f"{base}?{filters.querystring(after=page.next_cursor)}" if page.next_cursor else ""
     context = {"generations": page.items, "next_url": next_url, "filters": filters, "errors": errors}
     if request.htmx and not request.htmx.boosted:
-        return render(request, "gallery/gallery.html#page", context, status=status)
+        return render(request, "generations/gallery/gallery.html#page", context, status=status)
     members = (Membership.objects.filter(team_id=membership.team_id).select_related("user")
                .only("public_id", "removed_at", "user__email", "user__name").order_by("user__email"))
     context |= {
@@ -95,7 +95,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "providers": list(PROVIDER_NAMES.items()), "model_groups": _catalog_choices(),
         "first_page_url": f"{base}?{filters.querystring()}" if request.GET.get("after") else "",
     }
-    return render(request, "gallery/gallery.html", context, status=status)
+    return render(request, "generations/gallery/gallery.html", context, status=status)
 
 
 @login_required
@@ -115,7 +115,7 @@ def detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         "siblings": list(cards.filter(batch_id=g.batch_id).exclude(pk=g.pk).order_by("created")) if g.batch_id else [],
         "nav_section": "gallery",
     }
-    return render(request, "gallery/detail.html", context)
+    return render(request, "generations/gallery/detail.html", context)
 
 
 # ---------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def card_status(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     live panel. 286 (htmx: stop) once it is final."""
     membership = require_membership(request)
     g = _get_generation(membership, public_id)
-    template = "gallery/detail.html#live" if request.GET.get("panel") == "detail" else "gallery/gallery.html#card"
+    template = "generations/gallery/detail.html#live" if request.GET.get("panel") == "detail" else "generations/gallery/gallery.html#card"
     response = render(request, template, {"g": g})
     if g.status in TERMINAL:
         response.status_code = STOP_POLLING
@@ -172,7 +172,7 @@ def status_batch(request: HttpRequest) -> HttpResponse:
     if changed or gone:
         parts = [_changed_cards(request, team_id, ids) for team_id, ids in changed.items()]
         if gone:
-            parts.append(render_to_string("gallery/gallery.html#status_oob", {"generations": (), "gone": gone}))
+            parts.append(render_to_string("generations/gallery/gallery.html#status_oob", {"generations": (), "gone": gone}))
         response = HttpResponse("".join(parts))
     else:
         response = HttpResponse("")  # the usual answer: nothing to swap
@@ -189,7 +189,7 @@ def _changed_cards(request: HttpRequest, team_id: int, ids: list[uuid.UUID]) -> 
         return ""
     request.membership = membership  # the cards' buttons follow this team's role
     cards = card_queryset(membership).filter(public_id__in=ids)
-    return render_to_string("gallery/gallery.html#status_oob", {"generations": cards, "gone": ()}, request)
+    return render_to_string("generations/gallery/gallery.html#status_oob", {"generations": cards, "gone": ()}, request)
 
 
 # ---------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def _changed_cards(request: HttpRequest, team_id: int, ids: list[uuid.UUID]) -> 
 def _card_or_back(request, membership, g: Generation, notice: str = "") -> HttpResponse:
     if request.htmx:
         g = _get_generation(membership, g.public_id)
-        return render(request, "gallery/gallery.html#card", {"g": g, "notice": notice})
+        return render(request, "generations/gallery/gallery.html#card", {"g": g, "notice": notice})
     if notice:
         messages.info(request, notice)
     return _back(request, g)
@@ -222,7 +222,7 @@ def favourite(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     g = _get_generation(membership, public_id)
     g.is_favourite = gallery_queries.toggle_favourite(membership, g)
     if request.htmx:
-        return render(request, "gallery/gallery.html#favourite", {"g": g})
+        return render(request, "generations/gallery/gallery.html#favourite", {"g": g})
     return _back(request, g)
 
 
@@ -233,9 +233,9 @@ def _set_archived(request: HttpRequest, public_id: uuid.UUID, archived: bool) ->
     gallery_queries.set_archived(g, archived)
     notice = "Archived: hidden from the gallery, kept in the archive." if archived else "Restored to the gallery."
     if request.htmx and request.POST.get("then") == "card":  # "Undo" in the gallery: the card comes back
-        return render(request, "gallery/gallery.html#card", {"g": g})
+        return render(request, "generations/gallery/gallery.html#card", {"g": g})
     if request.htmx:
-        return render(request, "gallery/gallery.html#tombstone", {"g": g, "notice": notice})
+        return render(request, "generations/gallery/gallery.html#tombstone", {"g": g, "notice": notice})
     messages.success(request, notice)
     return _back(request, g)
 
@@ -263,7 +263,7 @@ def delete(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     except gallery_queries.CannotDelete as exc:
         return _card_or_back(request, membership, g, str(exc))
     if request.htmx:
-        return render(request, "gallery/gallery.html#tombstone", {"g": g, "notice": "Deleted.", "deleted": True})
+        return render(request, "generations/gallery/gallery.html#tombstone", {"g": g, "notice": "Deleted.", "deleted": True})
     messages.success(request, "Deleted, with its files.")
     return redirect("generations:gallery")
 

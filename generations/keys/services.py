@@ -10,8 +10,9 @@ from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Membership, Team
-from generations.crypto import DecryptionError, rotate
-from generations.models import TERMINAL, ProviderKey
+from generations.keys.crypto import DecryptionError, rotate
+from generations.keys.models import ProviderKey
+from generations.models import TERMINAL
 from generations.providers import http
 from generations.providers.registry import PROVIDER_NAMES, PROVIDERS
 

@@ -29,7 +29,7 @@ def prompt_search_index():
     from django.contrib.postgres.indexes import GinIndex
     from django.contrib.postgres.search import SearchVector
 
-    # Must stay the expression generations.gallery.prompt_search_vector() queries.
+    # Must stay the expression generations.gallery.queries.prompt_search_vector() queries.
     return GinIndex(SearchVector("text", "negative_prompt", config="english"), name="prompt_search")
 
 

@@ -6,8 +6,8 @@ from django.db import migrations
 
 
 def forget_short_tails(apps, schema_editor):
-    from generations.crypto import DecryptionError, decrypt
-    from generations.models import last_four
+    from generations.keys.crypto import DecryptionError, decrypt
+    from generations.keys.models import last_four
 
     ProviderKey = apps.get_model("generations", "ProviderKey")
     for key in ProviderKey.objects.exclude(api_key_last4="").only("pk", "api_key_encrypted", "api_key_last4"):

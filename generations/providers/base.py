@@ -443,7 +443,7 @@ class Provider:
 
 
 def usd_to_credits(usd: float) -> int:
-    from accounts.models import CREDITS_PER_USD
+    from accounts.credits.models import CREDITS_PER_USD
 
     return round(usd * CREDITS_PER_USD)
 

@@ -3,7 +3,7 @@ here serving Vidu models (``seeds/openai-compatible-gateway-videos.txt``).
 
 Operators run their own gateway: there is no default base URL, the key's
 ``base_url`` is required. The default catalog is exactly the models the
-gateway's docs name (``DEFAULT_MODEL_IDS``; tests/providers/test_catalog_docs.py
+gateway's docs name (``DEFAULT_MODEL_IDS``; tests/generations/providers/test_catalog_docs.py
 ties the two): a model the docs do not name (``viduq3p-mix-540p`` was one) fails
 every job on a gateway that has no channel for it. Operators expose different
 models: a key's model list (``ProviderKey.model_ids``) replaces the default

@@ -18,7 +18,7 @@ with a synthetic job id (``sync-…``) — the engine runs ``submit`` inside a
 worker, never in a web request.
 
 The catalog is the models the docs name (alibaba/wan-2.7, openai/gpt-image-2:
-tests/providers/test_catalog_docs.py ties them); ``RETIRED`` ones are no longer
+tests/generations/providers/test_catalog_docs.py ties them); ``RETIRED`` ones are no longer
 offered but their jobs already in flight are still followed.
 
 Inputs (first / last frame) are sent inline as data URLs in

@@ -20,8 +20,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Membership
-from generations.models import Generation, Media, ShareLink, Status
+from generations.models import Generation, Media, Status
 from generations.providers.registry import PROVIDER_NAMES, get_model
+from generations.share.models import ShareLink
 
 MAX_GENERATIONS = 50
 TITLE_MAX_LENGTH = 200

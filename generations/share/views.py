@@ -23,10 +23,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.models import Membership
 from accounts.teams import require_membership
-from generations import sharing
 from generations.access import get_generation_for_member, team_generations
-from generations.models import Generation, Kind, Media, ShareLink
+from generations.models import Generation, Kind, Media
 from generations.serving import serve_file
+from generations.share import services as sharing
+from generations.share.models import ShareLink
 from project.cache_headers import no_store
 
 EXPIRY_CHOICES = [
@@ -112,7 +113,7 @@ def _create(request: HttpRequest, membership: Membership, generations: list[Gene
             single: Generation | None) -> HttpResponse:
     context = {"generation": single, "generations": generations}
     if request.method == "GET":
-        return render(request, "share/new.html", {**context, "share_form": ShareForm()})
+        return render(request, "generations/share/new.html", {**context, "share_form": ShareForm()})
     form = ShareForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -124,10 +125,10 @@ def _create(request: HttpRequest, membership: Membership, generations: list[Gene
             form.add_error(None, str(exc))
         else:
             url = _absolute(request, reverse("generations:share_public", args=[token]))
-            response = render(request, "share/created.html", {**context, "share": share, "share_url": url})
+            response = render(request, "generations/share/created.html", {**context, "share": share, "share_url": url})
             # The token is in this page and nowhere else: keep it out of every cache.
             return no_store(response)
-    return render(request, "share/new.html", {**context, "share_form": form}, status=400)
+    return render(request, "generations/share/new.html", {**context, "share_form": form}, status=400)
 
 
 @login_required
@@ -135,7 +136,7 @@ def _create(request: HttpRequest, membership: Membership, generations: list[Gene
 def share_list(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
     page = Paginator(sharing.team_shares(membership), SHARES_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "share/share.html", {"links": page.object_list, "page": page})
+    return render(request, "generations/share/share.html", {"links": page.object_list, "page": page})
 
 
 @login_required
@@ -148,7 +149,7 @@ def share_revoke(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     sharing.revoke(link, membership)
     if request.htmx:
         link = sharing.team_shares(membership).get(pk=link.pk)
-        return render(request, "share/share.html#row", {"link": link})
+        return render(request, "generations/share/share.html#row", {"link": link})
     messages.success(request, f"“{link.title}” is revoked: it no longer opens anything." if link.title
                      else "The link is revoked: it no longer opens anything.")
     return redirect("generations:share_list")
@@ -177,7 +178,7 @@ def _public(response: HttpResponse) -> HttpResponse:
 
 def _gone(request: HttpRequest, share: ShareLink | None = None) -> HttpResponse:
     status = 410 if share is not None and share.revoked_at is not None else 404
-    return _public(render(request, "share/gone.html", status=status))
+    return _public(render(request, "generations/share/gone.html", status=status))
 
 
 def _absolute(request: HttpRequest, path: str) -> str:
@@ -212,7 +213,7 @@ def share_public(request: HttpRequest, token: str) -> HttpResponse:
         "page_title": _page_title(share, items),
         "og": _open_graph(request, token, share, items),
     }
-    return _public(render(request, "share/public.html", context))
+    return _public(render(request, "generations/share/public.html", context))
 
 
 def _page_title(share: ShareLink, items: list[SharedItem]) -> str:

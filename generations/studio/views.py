@@ -3,7 +3,7 @@
 The page is ``studio/studio.html``; htmx requests get its partials: the
 fieldset when the model or mode changes, the estimate as values change, an
 input slot when a file is picked from the gallery, the picker itself. The
-form is built from the model's schema (``generations.forms.StudioForm``);
+form is built from the model's schema (``generations.studio.forms.StudioForm``);
 ``services.create_generation`` does the atomic work.
 """
 
@@ -27,12 +27,17 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from accounts.models import CREDITS_PER_USD, Membership, Wallet
+from accounts.credits.models import CREDITS_PER_USD, Wallet
+from accounts.models import Membership
 from accounts.teams import require_membership
-from generations import forms as studio_forms
 from generations import services
 from generations.access import get_generation_for_member
-from generations.forms import (
+from generations.gallery.queries import GalleryFilters, card_queryset, gallery_page
+from generations.models import Generation, InputRole, Media, Status
+from generations.providers.registry import get_provider
+from generations.services import CatalogEntry, GenerationRejected
+from generations.studio import forms as studio_forms
+from generations.studio.forms import (
     MEDIA_SUFFIX,
     StudioForm,
     choose_operation,
@@ -42,10 +47,6 @@ from generations.forms import (
     modes_taking,
     split_model_value,
 )
-from generations.gallery import GalleryFilters, card_queryset, gallery_page
-from generations.models import Generation, InputRole, Media, Status
-from generations.providers.registry import get_provider
-from generations.services import CatalogEntry, GenerationRejected
 
 CARDS_ON_STUDIO = 24
 PICKER_SIZE = 24
@@ -64,7 +65,7 @@ def studio(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
     catalog = _catalog(membership)
     if not catalog:
-        return render(request, "studio/studio.html", _page_context(request, membership, None, catalog))
+        return render(request, "generations/studio/studio.html", _page_context(request, membership, None, catalog))
 
     initial: dict[str, Any] = {}
     query = request.GET
@@ -97,7 +98,7 @@ def studio(request: HttpRequest) -> HttpResponse:
         _prefill_input(form, role, query.get(role))
     if remix_id and (provider_id, model_id) != (entry.provider_id, entry.model.id):
         form.notice = "The model of that generation is no longer available to your team; pick another."
-    return render(request, "studio/studio.html", _page_context(request, membership, form, catalog))
+    return render(request, "generations/studio/studio.html", _page_context(request, membership, form, catalog))
 
 
 @login_required
@@ -114,7 +115,7 @@ def studio_fields(request: HttpRequest) -> HttpResponse:
         return redirect(_studio_url(entry, operation))
     form = StudioForm(entry=entry, operation=operation, catalog=catalog, membership=membership,
                       initial=_carry_over(request.GET, entry, operation))
-    response = render(request, "studio/studio.html#fieldset", {**_form_context(request, membership, form), "swapped": True})
+    response = render(request, "generations/studio/studio.html#fieldset", {**_form_context(request, membership, form), "swapped": True})
     response["HX-Push-Url"] = _studio_url(entry, operation)
     return response
 
@@ -130,7 +131,7 @@ def studio_estimate(request: HttpRequest) -> HttpResponse:
         return HttpResponse("", status=204)
     entry, operation, _ = _selected(catalog, request.GET)
     form = StudioForm(request.GET, entry=entry, operation=operation, catalog=catalog, membership=membership)
-    return render(request, "studio/studio.html#estimate", _estimate_context(membership, form))
+    return render(request, "generations/studio/studio.html#estimate", _estimate_context(membership, form))
 
 
 def _slot_for(membership: Membership, query: QueryDict):
@@ -163,7 +164,7 @@ def studio_picker(request: HttpRequest) -> HttpResponse:
     context = {"slot": slot, "picker_media": media, "entry": entry, "operation": operation,
                "model_value": model_value(entry.provider_id, entry.model.id),
                "current": request.GET.get(slot.role + MEDIA_SUFFIX, "")}
-    return render(request, "studio/studio.html#picker", context)
+    return render(request, "generations/studio/studio.html#picker", context)
 
 
 @login_required
@@ -193,7 +194,7 @@ def studio_slot(request: HttpRequest) -> HttpResponse:
     form.initial[field] = "" if problem else ",".join(str(m.public_id) for m in media)
     form.picked_media[slot.role] = [] if problem else media
     row = next(r for r in form.slot_rows if r.slot.role == slot.role)
-    return render(request, "studio/studio.html#slot",
+    return render(request, "generations/studio/studio.html#slot",
                   {**_form_context(request, membership, form), "row": row, "slot_error": problem})
 
 
@@ -230,11 +231,11 @@ def generate(request: HttpRequest) -> HttpResponse:
             status = 429
 
     if request.htmx:
-        response = render(request, "studio/studio.html#form", _form_context(request, membership, form), status=status)
+        response = render(request, "generations/studio/studio.html#form", _form_context(request, membership, form), status=status)
         response["HX-Retarget"] = "#studio-form"
         response["HX-Reswap"] = "outerHTML"
     else:
-        response = render(request, "studio/studio.html", _page_context(request, membership, form, catalog), status=status)
+        response = render(request, "generations/studio/studio.html", _page_context(request, membership, form, catalog), status=status)
     if status == 429:
         response["Retry-After"] = "60"
     return response
@@ -296,7 +297,7 @@ def _created_response(request: HttpRequest, membership: Membership, form: Studio
                        initial=form.fresh_initial())
     context = {**_form_context(request, membership, fresh), "generations": generations, "replayed": replayed,
                "fresh_wallet": Wallet.objects.filter(membership=membership).first()}
-    response = render(request, "studio/studio.html#created", context)
+    response = render(request, "generations/studio/studio.html#created", context)
     if replayed:
         # A double click or a replayed POST: the card is already on the page.
         response["HX-Reswap"] = "none"

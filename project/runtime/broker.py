@@ -214,4 +214,4 @@ class Transport(filesystem.Transport):
 # ``filesystem://`` means this transport wherever Kiln's settings are loaded (every Kiln
 # process): also a CELERY_BROKER_URL from the environment, which Celery prefers to settings.
 # kombu's own stays reachable by its full name, kombu.transport.filesystem:Transport.
-TRANSPORT_ALIASES["filesystem"] = "project.broker:Transport"
+TRANSPORT_ALIASES["filesystem"] = "project.runtime.broker:Transport"

@@ -6,7 +6,7 @@ from anywhere.
 """
 
 # The gallery's live status poll carries every pending card's id and state in its
-# query string (static/js/gallery.js, at most 100 cards: ~6.6 KB). gunicorn's
+# query string (static/generations/gallery/gallery.js, at most 100 cards: ~6.6 KB). gunicorn's
 # default request-line limit, 4094 bytes, answers "414 URI Too Long" past ~60
 # pending cards; 8190 is the largest it allows (nginx's default buffer is 8 KB).
 limit_request_line = 8190

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts import invitations
 from accounts.models import Invitation, InvitationState, Membership, Role, User
-from generations.models import ProviderKey
+from generations.keys.models import ProviderKey
 
 CLEAR = "sk-admin-ClearValue-0123456789-K3Y9"
 

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from accounts.models import Invitation, LedgerEntry, Membership, Role, Team, User
-from generations.models import ProviderKey
+from accounts.credits.models import LedgerEntry
+from accounts.models import Invitation, Membership, Role, Team, User
+from generations.keys.models import ProviderKey
 from generations.providers.registry import PROVIDERS
 from tests.conftest import PASSWORD
 

@@ -3,8 +3,9 @@
 import pytest
 
 from accounts import invitations, services
-from accounts.credits import grant, wallet_for
-from accounts.models import LedgerEntry, Membership, Role, Team, User
+from accounts.credits.models import LedgerEntry
+from accounts.credits.services import grant, wallet_for
+from accounts.models import Membership, Role, Team, User
 from tests.conftest import PASSWORD, make_member
 
 

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import Role, Team
-from generations.models import ProviderKey
+from generations.keys.models import ProviderKey
 from tests.conftest import PASSWORD, make_member
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -27,7 +27,7 @@ def test_a_member_signs_in_switches_team_and_adds_a_key_that_stays_masked(page, 
     expect(page.locator("h1")).to_have_text("Acme Studio")
     expect(page.locator(".user-email")).to_have_text(owner.email)
 
-    # The header's switcher submits on change (static/js/kiln.js), no button needed.
+    # The header's switcher submits on change (static/kiln/kiln.js), no button needed.
     expect(page.locator(".team-switcher button")).to_be_hidden()
     page.select_option("#team-switch", label="Side Project")
     expect(page.locator("h1")).to_have_text("Side Project")

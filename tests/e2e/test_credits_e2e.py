@@ -20,12 +20,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from accounts.credits import capture, release
-from accounts.models import LedgerEntry, Role, Wallet
+from accounts.credits.models import LedgerEntry, Wallet
+from accounts.credits.services import capture, release
+from accounts.models import Role
 from generations import engine
 from generations.models import Generation, Status
+from tests.accounts.credits.conftest import make_generation
 from tests.conftest import PASSWORD, make_member
-from tests.credits.conftest import make_generation
 from tests.e2e.test_studio_e2e import choose_model
 
 SHOTS = Path(os.environ.get("KILN_SHOTS_DIR", "/tmp/shots-r7"))

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from generations.models import Generation, Kind, Status
 from tests.conftest import PASSWORD
-from tests.gallery.conftest import add_media, make_generation, png_bytes
+from tests.generations.gallery.conftest import add_media, make_generation, png_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -306,8 +306,8 @@ def test_the_card_menu_of_the_left_column_stays_on_a_phone_screen(member_page, t
 def test_the_team_and_share_tables_fit_a_phone(member_page, team, owner, teammate, width):
     """Members, provider keys, share links and credits: the page never scrolls sideways on a
     phone, and each row's action buttons are on the screen."""
-    from generations import sharing
-    from generations.models import ProviderKey
+    from generations.keys.models import ProviderKey
+    from generations.share import services as sharing
 
     page = member_page
     made = fill_gallery(team, owner, teammate, count=4)

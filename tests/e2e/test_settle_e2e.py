@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from accounts import credits
+from accounts.credits import services as credits
 from generations.models import Generation, Kind, Status
 from tests.conftest import PASSWORD
-from tests.gallery.conftest import make_generation, membership_of
-from tests.gallery.test_settle import WORDS
+from tests.generations.gallery.conftest import make_generation, membership_of
+from tests.generations.gallery.test_settle import WORDS
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import pytest
 
 from generations.models import Kind
 from tests.conftest import PASSWORD
-from tests.share.conftest import make_result
+from tests.generations.share.conftest import make_result
 
 SHOTS = Path(os.environ.get("KILN_SHOTS_DIR", "/tmp/shots-r8"))
 
@@ -94,7 +94,7 @@ def test_a_link_opens_in_a_fresh_browser_without_a_session_and_its_video_seeks(
 
 def test_an_image_share_and_a_selection_look_right(browser, live_server, transactional_db, team, owner, teammate):
     """Screenshots of an image link and of a three-result link, for a human to look at."""
-    from generations import sharing
+    from generations.share import services as sharing
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     membership = owner.memberships.get(team=team)

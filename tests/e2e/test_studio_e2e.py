@@ -17,10 +17,10 @@ from django.conf import settings as django_settings
 from django.test import Client
 from playwright.sync_api import expect
 
-from accounts.models import Wallet
+from accounts.credits.models import Wallet
 from generations import engine
 from generations.models import Generation, Status
-from tests.studio.conftest import GPT_IMAGE, WAN
+from tests.generations.studio.conftest import GPT_IMAGE, WAN
 
 pytestmark = pytest.mark.e2e
 
@@ -271,7 +271,7 @@ def test_the_model_and_mode_are_locked_while_a_submit_is_in_flight(member_page, 
 
 
 def test_the_picker_fills_the_first_frame_from_the_gallery(member_page, sandbox_key, team, owner, sandbox):
-    from tests.studio.conftest import make_gallery_media
+    from tests.generations.studio.conftest import make_gallery_media
 
     sandbox_key(team, "shark")
     media = make_gallery_media(team, owner)

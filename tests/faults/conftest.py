@@ -9,7 +9,7 @@ the database, the stored files and the sandbox and counts, for those jobs:
 - duplicated: extra submissions the sandbox saw (one job sent twice) plus
   stored files beyond one per output;
 - credit difference: how far the wallets are from the sum of their ledger
-  entries (``accounts.credits.verify``), in credits.
+  entries (``accounts.credits.services.verify``), in credits.
 
 It asserts terminal == jobs and zeros elsewhere, records the row, and
 ``pytest_terminal_summary`` prints the table (``make faults``).
@@ -85,7 +85,7 @@ def _stored_duplicates(generation) -> int:
 
 
 def tally(fault: str, pks: Iterable[int], sandbox=None) -> FaultRow:
-    from accounts import credits
+    from accounts.credits import services as credits
     from generations.models import TERMINAL, Generation, Status
 
     pks = list(pks)
@@ -164,7 +164,7 @@ def shark(team, sandbox, sandbox_key):
 def make(membership, shark):
     """make(prompt, model=VIDEO, **params) -> a queued Generation (prompts should differ per job)."""
     from generations.services import create_generation
-    from tests.engine.conftest import VIDEO
+    from tests.generations.engine.conftest import VIDEO
 
     def make(prompt: str, model: str = VIDEO, **params):
         operation = "text-to-video" if model == VIDEO else "text-to-image"

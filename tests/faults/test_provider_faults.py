@@ -1,7 +1,7 @@
 """Provider faults, injected by the Shark sandbox over real HTTP, survived by the real engine.
 
 Each test drives ``engine.submit`` / ``engine.poll_due`` / ``engine.download`` the
-way a worker does (tests/engine/conftest.py ``drive``) and ends with
+way a worker does (tests/generations/engine/conftest.py ``drive``) and ends with
 ``fault_report``: every job terminal, nothing lost or sent twice, ledger exact.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from accounts import credits
+from accounts.credits import services as credits
 from generations import engine
 from generations.models import Generation, Media, Status
-from tests.engine.conftest import IMAGE, drive, make_due
+from tests.generations.engine.conftest import IMAGE, drive, make_due
 
 pytestmark = pytest.mark.faults
 
@@ -230,9 +230,9 @@ def test_a_poison_job_ends_failed_after_bounded_attempts_and_never_blocks_the_ot
         membership, team, sandbox, sandbox_key, monkeypatch, fault_report):
     from generations.providers.registry import PROVIDERS, get_provider
     from generations.services import create_generation
-    from tests.engine.conftest import VIDEO
+    from tests.generations.engine.conftest import VIDEO
 
-    monkeypatch.setitem(PROVIDERS, "poison", "tests.engine.poison.PoisonProvider")  # its poll always raises
+    monkeypatch.setitem(PROVIDERS, "poison", "tests.generations.engine.poison.PoisonProvider")  # its poll always raises
     get_provider.cache_clear()
     sandbox_key(team, "shark")
     poison_key = sandbox_key(team, "poison")

@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils.html import escape
 from PIL import Image
 
-from accounts.models import LedgerEntry, Wallet
+from accounts.credits.models import LedgerEntry, Wallet
 from generations.models import Generation, InputMedia, Prompt
-from tests.studio.conftest import GPT_IMAGE, WAN, form_data, png_bytes
+from tests.generations.studio.conftest import GPT_IMAGE, WAN, form_data, png_bytes
 
 GENERATE = reverse("generations:generate")
 HTMX = {"HX-Request": "true"}

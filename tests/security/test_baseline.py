@@ -21,11 +21,13 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from accounts.models import Invitation, Membership, Role
-from generations.models import Generation, Kind, Media, ProviderKey, ShareLink, Status
-from generations.sharing import create_share
+from generations.keys.models import ProviderKey
+from generations.models import Generation, Kind, Media, Status
+from generations.share.models import ShareLink
+from generations.share.services import create_share
 from tests.conftest import PASSWORD
+from tests.generations.studio.conftest import png_bytes
 from tests.security.test_deploy_check import PRODUCTION_ENV
-from tests.studio.conftest import png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +51,7 @@ def assert_csp_with_nonce(response) -> None:
     nonce = re.search(r"'nonce-([^']+)'", scripts)
     assert nonce, f"no nonce in {csp!r} for {response.request['PATH_INFO']}"
     assert all(f'nonce="{nonce.group(1)}"' in tag for tag in tags if "/static/vendor/" in tag
-                        or "/static/js/kiln.js" in tag)
+                        or "/static/kiln/kiln.js" in tag)
 
 
 def test_every_html_page_has_a_csp_with_a_nonce_and_no_unsafe_script_sources(owner_client, victim):
@@ -305,7 +307,7 @@ def test_an_api_key_never_appears_in_pages_logs_errors_or_task_messages(
     from generations import engine
     from generations.services import create_generation
     from tests.brokers import celery_conf, use_broker
-    from tests.engine.conftest import IMAGE, drive
+    from tests.generations.engine.conftest import IMAGE, drive
 
     caplog.set_level(logging.DEBUG)
     owner.is_staff = owner.is_superuser = True

@@ -9,7 +9,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from generations.gallery import STATUS_FILTERS
+from generations.gallery.queries import STATUS_FILTERS
 
 GALLERY = reverse("generations:gallery")
 GALLERY_PARAMS = ("by", "kind", "provider", "model", "status", "from", "to", "q", "fav", "archived", "after")

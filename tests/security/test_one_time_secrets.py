@@ -8,7 +8,7 @@ from django.urls import reverse
 from accounts import invitations
 from accounts.models import Role
 from project.cache_headers import no_store, shows_a_secret_once
-from tests.share.conftest import image_result  # noqa: F401 (a fixture)
+from tests.generations.share.conftest import image_result  # noqa: F401 (a fixture)
 
 
 def test_the_page_an_invitation_link_opens_is_not_stored(client, team, mailbox):

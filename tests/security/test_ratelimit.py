@@ -9,9 +9,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
-from generations import ratelimit
 from generations.models import Generation
-from tests.studio.conftest import GPT_IMAGE, form_data
+from project import ratelimit
+from tests.generations.studio.conftest import GPT_IMAGE, form_data
 
 
 @pytest.fixture(autouse=True)

@@ -11,12 +11,12 @@ import json
 import pytest
 from django.urls import reverse
 
-from accounts.models import LedgerEntry
+from accounts.credits.models import LedgerEntry
 from generations.models import Status
 from generations.providers.base import Credentials, Progress, Provider, ProviderError, State
 from generations.providers.redaction import REDACTED, redact, redact_value
 from generations.services import create_generation
-from tests.engine.conftest import IMAGE, VIDEO, drive
+from tests.generations.engine.conftest import IMAGE, VIDEO, drive
 
 TEAM_KEY = "sk-team-TopSecret-1234567890-WXYZ"
 OTHER_TOKENS = [

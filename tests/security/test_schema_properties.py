@@ -1,7 +1,7 @@
 """Property tests: arbitrary values against every model's parameter schema, and
 against the ``generate`` command. Never an exception other than the documented
 errors; whatever is accepted satisfies the schema; nothing is created from
-invalid input. (The studio form's property test lives in tests/studio.)"""
+invalid input. (The studio form's property test lives in tests/generations/studio.)"""
 
 import math
 import re

@@ -22,7 +22,7 @@ from generations.providers import http
 from generations.providers.base import Credentials, ProviderError
 from generations.providers.registry import get_provider
 from generations.serving import MEDIA_CSP
-from tests.engine.conftest import IMAGE, drive
+from tests.generations.engine.conftest import IMAGE, drive
 
 PRIVATE_URLS = [
     "http://localhost/",
@@ -238,7 +238,7 @@ def test_a_provider_host_name_that_resolves_to_loopback_is_not_connected_to(sand
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:8080", "http://169.254.169.254/latest", "http://10.0.0.5:3000/v1",
                                       "http://localhost:9000", "http://[::1]:8000", "http://api.localhost"])
 def test_a_team_admin_cannot_save_a_key_naming_a_private_address(owner_client, team, settings, base_url):
-    from generations.models import ProviderKey
+    from generations.keys.models import ProviderKey
 
     settings.KILN_ALLOW_PRIVATE_URLS = False
     response = owner_client.post("/accounts/team/keys/add/", {"provider": "gateway", "label": "LAN",
@@ -307,7 +307,7 @@ def test_the_alibaba_metadata_address_cannot_be_saved_as_a_base_url_anywhere(own
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
-    from generations.models import ProviderKey
+    from generations.keys.models import ProviderKey
 
     settings.KILN_ALLOW_PRIVATE_URLS = False
     form = {"provider": "gateway", "label": "Meta", "api_key": "sk-lan-0123456789", "base_url": METADATA}

@@ -6,8 +6,9 @@ its ledger, 2 on bad input (unknown team or member, bad amount, no reason).
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.credits import DeductionTooLarge, grant, verify, wallet_for
-from accounts.models import CREDITS_PER_USD, Membership, Team, Wallet
+from accounts.credits.models import CREDITS_PER_USD, Wallet
+from accounts.credits.services import DeductionTooLarge, grant, verify, wallet_for
+from accounts.models import Membership, Team
 
 
 def bad_input(message: str) -> CommandError:

@@ -21,7 +21,7 @@ from pathlib import Path
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts import credits
+from accounts.credits import services as credits
 from accounts.models import Membership, Team
 from generations.models import TERMINAL, Generation, InputRole, Status
 from generations.providers.registry import PROVIDERS

@@ -15,9 +15,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Team
-from generations import keys
-from generations.crypto import DecryptionError
-from generations.models import ProviderKey
+from generations.keys import services as keys
+from generations.keys.crypto import DecryptionError
+from generations.keys.models import ProviderKey
 from generations.providers.registry import PROVIDERS
 
 

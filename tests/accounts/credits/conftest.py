@@ -3,7 +3,7 @@ care how a generation was created) and the members' wallets."""
 
 import pytest
 
-from accounts.credits import reserve, wallet_for
+from accounts.credits.services import reserve, wallet_for
 from accounts.models import Membership
 from generations.models import Generation, Prompt, Status
 

@@ -3,10 +3,11 @@
 import pytest
 from django.test import Client
 
-from accounts.credits import capture
-from accounts.models import LedgerEntry, LedgerKind, User, Wallet
+from accounts.credits.models import LedgerEntry, LedgerKind, Wallet
+from accounts.credits.services import capture
+from accounts.models import User
 from generations.models import Status
-from tests.credits.conftest import make_generation, wallet_of
+from tests.accounts.credits.conftest import make_generation, wallet_of
 
 
 @pytest.fixture

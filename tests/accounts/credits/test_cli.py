@@ -5,8 +5,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.models import LedgerEntry, LedgerKind, Wallet
-from tests.credits.conftest import wallet_of
+from accounts.credits.models import LedgerEntry, LedgerKind, Wallet
+from tests.accounts.credits.conftest import wallet_of
 
 
 def run(*args):

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from accounts.credits import verify, wallet_for
+from accounts.credits.services import verify, wallet_for
 from accounts.models import Membership
 from generations.models import Generation
 from generations.services import GenerationRejected, create_generation, estimate

@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from accounts.credits import (
+from accounts.credits.models import LedgerEntry, LedgerKind
+from accounts.credits.services import (
     BudgetExceeded,
     apply_monthly_allowance,
     capture,
@@ -12,11 +13,11 @@ from accounts.credits import (
     monthly_spend,
     verify,
 )
-from accounts.models import LedgerEntry, LedgerKind, Role
+from accounts.models import Role
 from accounts.tasks import monthly_allowance
 from generations.models import Status
+from tests.accounts.credits.conftest import make_generation, wallet_of
 from tests.conftest import make_member
-from tests.credits.conftest import make_generation, wallet_of
 
 
 def test_the_allowance_tops_wallets_up_once_per_month(team):
@@ -53,7 +54,7 @@ def test_the_beat_task_applies_the_current_month_to_teams_with_an_allowance(team
 def test_a_removed_member_gets_no_allowance(team):
     from django.utils import timezone
 
-    from tests.credits.conftest import membership_of
+    from tests.accounts.credits.conftest import membership_of
 
     team.monthly_allowance = 7_000
     team.save()

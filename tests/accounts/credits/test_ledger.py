@@ -3,7 +3,8 @@
 import pytest
 from django.db.models import Sum
 
-from accounts.credits import (
+from accounts.credits.models import LedgerEntry, LedgerKind
+from accounts.credits.services import (
     DeductionTooLarge,
     InsufficientCredits,
     capture,
@@ -13,9 +14,8 @@ from accounts.credits import (
     resolve_review,
     verify,
 )
-from accounts.models import LedgerEntry, LedgerKind
 from generations.models import Status
-from tests.credits.conftest import make_generation, wallet_of
+from tests.accounts.credits.conftest import make_generation, wallet_of
 
 START = 1_000_000  # the teammate fixture's grant
 
@@ -173,7 +173,7 @@ def test_review_refuses_an_unknown_action(team, owner, gen_factory):
 
 
 def test_verify_reports_a_tampered_wallet(team, teammate):
-    from accounts.models import Wallet
+    from accounts.credits.models import Wallet
 
     wallet = wallet_of(teammate, team)
     Wallet.objects.filter(pk=wallet.pk).update(available=5)

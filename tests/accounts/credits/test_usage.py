@@ -7,10 +7,10 @@ import io
 import pytest
 from django.utils import timezone
 
-from accounts.credits import capture, release
-from accounts.models import LedgerEntry
+from accounts.credits.models import LedgerEntry
+from accounts.credits.services import capture, release
 from generations.models import Generation, Status
-from tests.credits.conftest import make_generation, membership_of
+from tests.accounts.credits.conftest import make_generation, membership_of
 
 
 def html(response) -> str:

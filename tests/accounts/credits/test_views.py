@@ -2,11 +2,12 @@
 
 import pytest
 
-from accounts.credits import capture, release
-from accounts.models import LedgerEntry, LedgerKind, Role, Team
+from accounts.credits.models import LedgerEntry, LedgerKind
+from accounts.credits.services import capture, release
+from accounts.models import Role, Team
 from generations.models import Status
+from tests.accounts.credits.conftest import make_generation, membership_of, wallet_of
 from tests.conftest import make_member
-from tests.credits.conftest import make_generation, membership_of, wallet_of
 
 
 def html(response) -> str:
@@ -43,7 +44,7 @@ def test_my_usage_shows_only_my_own_wallet(team, owner, teammate, outsider, outs
 
 
 def test_my_usage_is_paginated(team, teammate, teammate_client):
-    from accounts.credits import grant
+    from accounts.credits.services import grant
 
     wallet = wallet_of(teammate, team)
     for i in range(55):

@@ -7,7 +7,7 @@ import pytest
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts import credits
+from accounts.credits import services as credits
 from accounts.models import Membership
 from generations import engine
 from generations.models import IN_FLIGHT, TERMINAL, Generation, Status

@@ -11,13 +11,20 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
-from accounts import credits
-from accounts.models import LedgerEntry
+from accounts.credits import services as credits
+from accounts.credits.models import LedgerEntry
 from generations import engine
 from generations.models import Generation, Status
 from generations.providers.registry import PROVIDERS, get_provider
 from generations.services import create_generation
-from tests.engine.conftest import IMAGE, VIDEO, assert_ledger_consistent, broker, drive, make_due
+from tests.generations.engine.conftest import (
+    IMAGE,
+    VIDEO,
+    assert_ledger_consistent,
+    broker,
+    drive,
+    make_due,
+)
 
 
 def submissions(sandbox) -> int:
@@ -226,7 +233,7 @@ def test_a_job_past_its_deadline_expires_honestly_and_keeps_its_reservation(make
 
 def test_a_poison_job_fails_after_bounded_attempts_without_blocking_the_others(
         membership, team, sandbox, sandbox_key, monkeypatch):
-    monkeypatch.setitem(PROVIDERS, "poison", "tests.engine.poison.PoisonProvider")
+    monkeypatch.setitem(PROVIDERS, "poison", "tests.generations.engine.poison.PoisonProvider")
     get_provider.cache_clear()
     sandbox_key(team, "shark")
     poison_key = sandbox_key(team, "poison")

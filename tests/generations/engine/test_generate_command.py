@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 
 from generations.models import Generation, Status
 from generations.sandbox import media as sample
-from tests.engine.conftest import VIDEO, drive
+from tests.generations.engine.conftest import VIDEO, drive
 
 
 def run(*args):

@@ -3,8 +3,9 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from accounts import credits
-from accounts.models import LedgerEntry, Membership
+from accounts.credits import services as credits
+from accounts.credits.models import LedgerEntry
+from accounts.models import Membership
 from generations.models import Generation, InputMedia, Prompt, Status
 from generations.sandbox import media as sample
 from generations.services import (
@@ -17,7 +18,7 @@ from generations.services import (
     team_catalog,
 )
 from tests.conftest import make_member
-from tests.engine.conftest import IMAGE, VIDEO, assert_ledger_consistent, drive
+from tests.generations.engine.conftest import IMAGE, VIDEO, assert_ledger_consistent, drive
 
 
 def nothing_created(media_root) -> bool:

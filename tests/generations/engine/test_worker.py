@@ -15,12 +15,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from accounts import credits
+from accounts.credits import services as credits
 from generations import engine
 from generations.models import Generation, Status
 from generations.services import create_generation
 from tests.conftest import make_member
-from tests.engine.conftest import VIDEO, assert_ledger_consistent, broker
+from tests.generations.engine.conftest import VIDEO, assert_ledger_consistent, broker
 
 pytestmark = [pytest.mark.postgres]
 

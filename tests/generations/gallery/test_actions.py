@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from accounts import credits
-from accounts.models import LedgerEntry, Wallet
+from accounts.credits import services as credits
+from accounts.credits.models import LedgerEntry, Wallet
 from generations import services
 from generations.models import Favourite, Generation, InputMedia, Media, Prompt, Status
 

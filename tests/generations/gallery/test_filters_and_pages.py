@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from generations.gallery import (
+from generations.gallery.queries import (
     GalleryFilters,
     InvalidCursor,
     InvalidFilters,
@@ -200,7 +200,7 @@ def test_compare_batches_sit_together_in_one_group(owner_client, team, owner):
 @pytest.mark.postgres
 def test_full_text_search_on_postgresql_understands_phrases_stems_and_common_words(owner_client, team, owner,
                                                                                     monkeypatch):
-    from generations import gallery
+    from generations.gallery import queries as gallery
 
     foxes = [make_generation(team, owner, prompt=f"Red foxes running, take {i}") for i in range(5)]
     make_generation(team, owner, prompt="a fox that is not red")

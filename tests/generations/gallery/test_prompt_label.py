@@ -1,7 +1,7 @@
 """A generation made from a prompt template (Sealink) is named by its template, not "(no prompt)"."""
 
 from generations.models import Prompt
-from tests.gallery.conftest import make_generation
+from tests.generations.gallery.conftest import make_generation
 
 
 def test_a_template_generation_is_named_by_its_template_on_the_card_and_the_detail_page(owner_client, team, owner):

@@ -11,7 +11,7 @@ from .conftest import bulk_generations
 # their media, the header's team list, the filter form's members.
 GALLERY_QUERIES = 7
 # On PostgreSQL a search first asks the GIN index for the matching prompts (see
-# generations.gallery.search_prompts): still a constant, and within issue 8's 8.
+# generations.gallery.queries.search_prompts): still a constant, and within issue 8's 8.
 # session, user, the state columns of the asked-for cards in the member's teams; then, only
 # when some changed, the membership in their team, those cards in full and their media
 # (a poll where nothing changed: 3).
@@ -62,7 +62,7 @@ def test_the_status_poll_costs_the_same_for_10_or_100_pending_cards(owner_client
 
 def test_a_status_poll_where_nothing_changed_sends_nothing_and_skips_the_media(owner_client, team, owner,
                                                                               django_assert_num_queries):
-    from generations.templatetags.gallery_tags import state_token
+    from generations.gallery.templatetags import state_token
 
     rows = fill(team, owner, 48, status=Status.RUNNING)
     ids = ",".join(f"{g.public_id}:{state_token(g)}" for g in rows)

@@ -3,8 +3,9 @@
 import pytest
 from django.urls import reverse
 
-from accounts import credits
-from accounts.models import LedgerEntry, Role
+from accounts.credits import services as credits
+from accounts.credits.models import LedgerEntry
+from accounts.models import Role
 from generations.models import Generation, Kind, Status
 from tests.conftest import make_member
 

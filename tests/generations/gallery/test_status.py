@@ -100,7 +100,7 @@ def test_the_page_polls_once_for_all_cards_and_cards_do_not_poll_themselves(owne
 
 
 def test_the_cards_fast_links_are_the_url_confs_own(team, owner):
-    from generations.templatetags.gallery_tags import Links
+    from generations.gallery.templatetags import Links
 
     g = make_generation(team, owner)
     for name in ("detail", "cancel", "favourite", "archive", "restore", "delete", "retry", "card_status"):

@@ -4,9 +4,9 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from generations.crypto import DecryptionError, decrypt, encrypt
-from generations.keys import rotate_all
-from generations.models import ProviderKey
+from generations.keys.crypto import DecryptionError, decrypt, encrypt
+from generations.keys.models import ProviderKey
+from generations.keys.services import rotate_all
 
 CLEAR = "sk-live-0123456789abcdefWXYZ"
 

@@ -3,7 +3,8 @@
 import pytest
 
 from accounts.models import Role
-from generations.models import Generation, Prompt, ProviderKey, Status
+from generations.keys.models import ProviderKey
+from generations.models import Generation, Prompt, Status
 from tests.conftest import make_member
 
 CLEAR = "sk-test-SuperSecretValue-9f8e7d6c5b4a-Q7Z9"

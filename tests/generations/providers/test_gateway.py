@@ -16,7 +16,7 @@ from generations.providers.base import (
 )
 from generations.providers.registry import get_model, get_provider
 from generations.sandbox import media
-from tests.engine.conftest import drive
+from tests.generations.engine.conftest import drive
 
 PROVIDER = get_provider("gateway")
 PRO = PROVIDER.get_model("viduq3p-720p")
@@ -264,7 +264,7 @@ def test_the_engine_ends_a_job_whose_model_has_no_channel_at_once_refunded(owner
                                                                            caplog, how):
     import logging
 
-    from accounts import credits
+    from accounts.credits import services as credits
     from accounts.models import Membership
     from generations import engine
     from generations.models import Generation

@@ -18,7 +18,7 @@ from generations.providers.base import (
 )
 from generations.providers.registry import get_provider
 from generations.sandbox import media
-from tests.engine.conftest import drive
+from tests.generations.engine.conftest import drive
 
 PROVIDER = get_provider("sealink")
 T2V = PROVIDER.get_model("wan2.6-t2v")

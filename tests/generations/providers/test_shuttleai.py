@@ -10,7 +10,7 @@ from generations.providers import http
 from generations.providers.base import CancelResult, Credentials, Job, ProviderError, State
 from generations.providers.registry import get_provider
 from generations.providers.shuttleai import SORA
-from tests.engine.conftest import drive
+from tests.generations.engine.conftest import drive
 
 PROVIDER = get_provider("shuttleai")
 

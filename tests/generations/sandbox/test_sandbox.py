@@ -294,7 +294,7 @@ def test_python_dash_m_serves_every_provider_that_exists_until_stopped():
 
 @pytest.mark.django_db
 def test_sandbox_key_gives_a_team_an_active_key_pointing_at_the_sandbox(sandbox, sandbox_key, team, settings):
-    from generations.models import ProviderKey
+    from generations.keys.models import ProviderKey
 
     key = sandbox_key(team)
     other = sandbox_key(team, "shuttleai", api_key="broke")

@@ -9,9 +9,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
-from generations import sharing
-from generations.models import ShareLink
-from tests.share.conftest import make_result
+from generations.share import services as sharing
+from generations.share.models import ShareLink
+from tests.generations.share.conftest import make_result
 
 CHANGELIST = "/admin/generations/sharelink/"
 

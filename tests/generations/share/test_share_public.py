@@ -7,9 +7,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from generations import sharing
-from generations.models import Kind, ShareLink
-from tests.share.conftest import make_result, mp4_bytes, png_bytes, webp_bytes
+from generations.models import Kind
+from generations.share import services as sharing
+from generations.share.models import ShareLink
+from tests.generations.share.conftest import make_result, mp4_bytes, png_bytes, webp_bytes
 
 
 def page_url(token):

@@ -9,9 +9,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from generations import sharing
-from generations.models import Kind, ShareLink, Status
-from tests.share.conftest import make_result
+from generations.models import Kind, Status
+from generations.share import services as sharing
+from generations.share.models import ShareLink
+from tests.generations.share.conftest import make_result
 
 TOKEN_URL = re.compile(r"http://testserver/s/([A-Za-z0-9_-]{43})/")
 

@@ -8,9 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from generations import sharing
-from generations.models import ShareLink, Status
-from tests.share.conftest import make_result
+from generations.models import Status
+from generations.share import services as sharing
+from generations.share.models import ShareLink
+from tests.generations.share.conftest import make_result
 
 
 def test_a_link_stores_only_the_sha256_of_its_token(owner_membership, image_result):

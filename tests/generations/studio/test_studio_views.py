@@ -7,12 +7,13 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from accounts.models import LedgerEntry, LedgerKind, Role, Wallet
+from accounts.credits.models import LedgerEntry, LedgerKind, Wallet
+from accounts.models import Role
 from generations.models import Batch, Generation, InputMedia
 from generations.providers.registry import get_provider
 from generations.services import create_generation, estimate, team_catalog
 from tests.conftest import make_member
-from tests.studio.conftest import GPT_IMAGE, WAN, form_data
+from tests.generations.studio.conftest import GPT_IMAGE, WAN, form_data
 
 HTMX = {"HX-Request": "true"}
 STUDIO = reverse("generations:studio")
@@ -118,7 +119,7 @@ def test_the_estimate_follows_the_parameters(owner_client, shark):
     assert f"{credits_four:,} credits" in four.content.decode()
     assert f"(≈ ${credits_one / 10_000:.2f})" in one.content.decode()
     # Under a cent (no documented model costs so little today) is not shown as "$0.00".
-    from generations.templatetags.gallery_tags import usd
+    from generations.gallery.templatetags import usd
     assert usd(30) == "≈ $0.0030"
 
 
@@ -340,7 +341,7 @@ def test_use_as_reference_says_plainly_when_no_model_of_the_team_takes_one(owner
 ])
 def test_every_use_as_item_lands_on_a_model_and_mode_taking_that_input(owner_client, team, owner, every_provider,
                                                                         label, role, operation):
-    from tests.studio.conftest import make_gallery_media
+    from tests.generations.studio.conftest import make_gallery_media
 
     media = make_gallery_media(team, owner, kind="video" if role == "source_video" else "image")
     gallery = owner_client.get(reverse("generations:gallery")).content.decode()
@@ -362,7 +363,7 @@ def test_a_gallery_image_can_be_the_first_frame(owner_client, gallery_image, sha
 def test_an_uploaded_first_frame_is_sent(owner_client, shark):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from tests.studio.conftest import png_bytes
+    from tests.generations.studio.conftest import png_bytes
 
     data = form_data(model=WAN, operation="image-to-video")
     data["first_frame"] = SimpleUploadedFile("frame.png", png_bytes(), content_type="image/png")
@@ -504,7 +505,7 @@ def test_a_bad_remix_id_is_404(owner_client, shark):
 
 def test_a_source_video_declaring_12000x12000_pixels_is_a_clear_400(owner_client, owner, team, every_provider):
     """The report's upload: a 1.7 MB Motion JPEG .mov of 12000x12000 as the video to edit.
-    It is refused from its declared size (tests/engine/test_mediafiles.py measures that no
+    It is refused from its declared size (tests/generations/engine/test_mediafiles.py measures that no
     frame is decoded), and nothing is created or spent."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from project.broker import transport_options
+from project.runtime.broker import transport_options
 
 folder = Path(os.environ["ECHO_BROKER_DIR"])
 app = Celery("echo", broker="filesystem://")

@@ -1,9 +1,9 @@
 """Several producer and consumer processes against one filesystem broker folder.
 
-Used by tests/runtime/test_broker.py (Kiln's embedded broker) and runnable by hand to see
+Used by tests/project/runtime/test_broker.py (Kiln's embedded broker) and runnable by hand to see
 kombu's own filesystem transport fail the same count::
 
-    .venv/bin/python -m tests.runtime.stress --transport kombu.transport.filesystem:Transport
+    .venv/bin/python -m tests.project.runtime.stress --transport kombu.transport.filesystem:Transport
 
 Each producer sends ``messages / producers`` numbered messages; consumers take and ack them
 until the producers are done and the queue is empty. It reports how many arrived once, how
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-KILN = "project.broker:Transport"
+KILN = "project.runtime.broker:Transport"
 KOMBU = "kombu.transport.filesystem:Transport"
 QUEUE = "stress"
 
@@ -77,7 +77,7 @@ class Outcome:
 
 def run(transport: str, folder: Path, *, messages: int = 20_000, producers: int = 4, consumers: int = 4) -> Outcome:
     """Runs the exchange in fresh processes (spawned: no Django, no pytest state) on ``folder``."""
-    from project.broker import transport_options
+    from project.runtime.broker import transport_options
 
     options = transport_options(folder)
     if transport == KOMBU:  # kombu's transport reads the folders it knows and ignores the rest
@@ -128,7 +128,7 @@ def _listen(transport, options, count, results):
 
 def latency(transport: str, folder: Path, *, messages: int = 200, every: float = 0.05) -> list[float]:
     """Seconds from send to delivery, one message every ``every`` s to an idle consumer."""
-    from project.broker import transport_options
+    from project.runtime.broker import transport_options
 
     options = transport_options(folder)
     context = multiprocessing.get_context("spawn")

@@ -1,4 +1,4 @@
-"""The embedded broker (project.broker): nothing unreadable, lost or doubled between
+"""The embedded broker (project.runtime.broker): nothing unreadable, lost or doubled between
 processes, and a file that is not a message never stops a worker."""
 
 import os
@@ -8,15 +8,15 @@ import sys
 import time
 from pathlib import Path
 
-from tests.runtime import stress
+from tests.project.runtime import stress
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_producers_and_consumers_in_many_processes_lose_nothing_and_read_nothing_twice(tmp_path):
     """kombu's own transport fails this: a consumer reads a file its producer has created
     but not yet written (JSONDecodeError, the message lost; in a Celery worker, its death).
-    ``python -m tests.runtime.stress --transport kombu.transport.filesystem:Transport``."""
+    ``python -m tests.project.runtime.stress --transport kombu.transport.filesystem:Transport``."""
     outcome = stress.run(stress.KILN, tmp_path, messages=20_000, producers=4, consumers=4)
     assert outcome.unreadable == [], outcome
     assert (outcome.lost, outcome.duplicates, outcome.unique) == (0, 0, 20_000), outcome
@@ -39,7 +39,7 @@ def test_a_corrupt_message_file_is_set_aside_and_the_worker_goes_on(tmp_path):
     env.pop("CELERY_BROKER_URL", None)  # Celery would prefer it (CI's Redis) to the app's filesystem://
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.runtime.echo_app", "worker", "-P", "solo",
+        [sys.executable, "-m", "celery", "-A", "tests.project.runtime.echo_app", "worker", "-P", "solo",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
         cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -50,7 +50,7 @@ def test_a_corrupt_message_file_is_set_aside_and_the_worker_goes_on(tmp_path):
                "0000000000000004_d.echo.msg": b"\xff\xfe garbage"}
         for name, content in bad.items():
             (queue / name).write_bytes(content)
-        subprocess.run([sys.executable, "-c", "from tests.runtime.echo_app import app; "
+        subprocess.run([sys.executable, "-c", "from tests.project.runtime.echo_app import app; "
                         "app.send_task('echo.write', args=['after', 'still here'])"], cwd=ROOT, env=env, check=True)
         assert _wait_for(lambda: (tmp_path / "out" / "after").exists()), log.read_text()
         assert worker.poll() is None, log.read_text()

@@ -18,9 +18,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from accounts.supervisor import Child, Supervisor
+from project.runtime.supervisor import Child, Supervisor
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PY = sys.executable
 
 
@@ -85,7 +85,7 @@ def _started_pids(text: str) -> list[int]:
 def test_a_child_that_dies_is_restarted_with_its_status_and_last_lines_and_the_others_keep_running():
     proc = _run_script("""
         import sys
-        from accounts.supervisor import Child, Supervisor
+        from project.runtime.supervisor import Child, Supervisor
         flaky = "import sys, time; print('flaky says goodbye', flush=True); time.sleep(0.3); sys.exit(3)"
         children = [Child("steady", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]),
                     Child("flaky", [sys.executable, "-c", flaky])]
@@ -135,7 +135,7 @@ def test_a_child_that_ignores_interrupts_is_terminated_in_the_end(tmp_path):
 
 SCRIPT = """
     import sys
-    from accounts.supervisor import Child, Supervisor
+    from project.runtime.supervisor import Child, Supervisor
     children = [Child(f"c{i}", [sys.executable, "-c",
         "import time; print('pid-here', flush=True); time.sleep(60)"]) for i in range(2)]
     sys.exit(Supervisor(children, grace=5).run())
@@ -160,7 +160,7 @@ def test_a_signal_while_the_children_are_starting_stops_them_all_and_exits_0(sig
     """Before every child is ready (or while one waits to be started again) a stop is a stop."""
     proc = _run_script("""
         import sys
-        from accounts.supervisor import Child, Supervisor
+        from project.runtime.supervisor import Child, Supervisor
         slow = "import time; print('warming up', flush=True); time.sleep(60)"
         children = [Child(f"c{i}", [sys.executable, "-c", slow], ready="never says so") for i in range(3)]
         sys.exit(Supervisor(children, grace=5, on_started=lambda: print("ALL READY", flush=True)).run())

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts.credits import grant, wallet_for
+from accounts.credits.services import grant, wallet_for
 from accounts.models import Membership, Role, Team, User
-from generations.models import ProviderKey
+from generations.keys.models import ProviderKey
 from generations.providers.registry import PROVIDERS
 
 TEAM_SLUG = "demo"

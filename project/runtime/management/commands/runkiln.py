@@ -4,7 +4,7 @@ Starts the sandbox providers, the web server (gunicorn), a Celery worker with an
 embedded beat (queues ``default`` and ``poll``) and a download worker (queue
 ``download``, a pool of threads), each line of their output prefixed with its name. Ctrl-C or
 SIGTERM stops all of them and exits 0; one that dies is started again after a backoff, and only
-one that keeps crashing stops everything (exit 1). See accounts.supervisor.
+one that keeps crashing stops everything (exit 1). See project.runtime.supervisor.
 The web server listens on 127.0.0.1:$PORT (default 8000); the sandbox on the
 port of KILN_SANDBOX_URL.
 """
@@ -19,8 +19,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.supervisor import Child, Supervisor
 from project.env import envint
+from project.runtime.supervisor import Child, Supervisor
 
 
 def kiln_children(port: int, sandbox_port: int) -> list[Child]:
@@ -28,7 +28,7 @@ def kiln_children(port: int, sandbox_port: int) -> list[Child]:
     return [
         Child("sandbox", [python, "-m", "generations.sandbox", "--port", str(sandbox_port)],
               ready="Kiln sandbox on"),
-        Child("web", [python, "-m", "gunicorn", "project.wsgi", "-c", str(settings.BASE_DIR / "gunicorn.conf.py"),
+        Child("web", [python, "-m", "gunicorn", "project.wsgi", "-c", str(settings.BASE_DIR / "project/runtime/gunicorn.conf.py"),
                       "-b", f"127.0.0.1:{port}", "-w", "2",
                       "--threads", "4", "--graceful-timeout", "5"], ready="Kiln web worker ready"),
         Child("worker", [python, "-m", "celery", "-A", "project", "worker", "-B", "-Q", "default,poll",
