@@ -46,7 +46,7 @@ class GenerationAdmin(admin.ModelAdmin):
     show_full_result_count = False  # no COUNT(*) over a large table on every page
     fieldsets = (
         (None, {"fields": ("public_id", "team", "author", "prompt_text", "negative_prompt_text", "archived")}),
-        ("Job", {"fields": ("provider", "model", "kind", "operation", "params", "provider_key", "status",
+        ("Job", {"fields": ("provider", "model", "kind", "operation", "params", "provider_key", "key_note", "status",
                             "provider_status", "provider_job_id", "progress", "error", "needs_review")}),
         ("Timing", {"fields": ("created", "claimed_at", "submitted_at", "started_at", "finished_at", "deadline",
                                "next_poll_at", "poll_count", "error_count")}),

@@ -80,6 +80,9 @@ class Generation(models.Model):
     operation = models.CharField(max_length=30, choices=Operation.choices)
     params = models.JSONField(default=dict, blank=True)
     provider_key = models.ForeignKey("generations.ProviderKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="generations")
+    # Why the job left the key it started with, when it did (a refused key, a base URL with no
+    # such route): one line per move, shown on the job.
+    key_note = models.TextField(blank=True)
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     provider_job_id = models.CharField(max_length=200, blank=True)

@@ -90,11 +90,15 @@ def _keys_page_hint() -> str:
 
 
 def _active_keys(team: Team, provider_id: str):
-    return ProviderKey.objects.filter(team=team, provider=provider_id, is_active=True).order_by("-created", "-id")
+    """The team's active keys of a provider in their order: the default, then the fallbacks."""
+    return ProviderKey.objects.filter(team=team, provider=provider_id, is_active=True).order_by("position", "id")
 
 
 def _key_and_model(team: Team, provider: Provider, model_id: str) -> tuple[ProviderKey | None, ModelSpec | None]:
-    """The team's newest active key for the provider that serves ``model_id``, and the model as that key sees it."""
+    """The first of the team's active keys of the provider, in their order, that serves
+    ``model_id`` (the default unless it is disabled or does not list the model), and the
+    model as that key sees it. If the default is refused when the job is sent, the engine
+    moves the job on to the next key (``generations.engine``)."""
     keys = list(_active_keys(team, provider.id))
     for key in keys:
         model = provider.get_model(model_id, key.model_ids or None)
@@ -104,9 +108,10 @@ def _key_and_model(team: Team, provider: Provider, model_id: str) -> tuple[Provi
 
 
 def team_catalog(team: Team) -> list[CatalogEntry]:
-    """The models the team can use now (through an active key), grouped by provider then kind."""
+    """The models the team can use now (through an active key), grouped by provider then kind.
+    Each entry names the key that serves it: the first active key, in order, that lists it."""
     entries: dict[tuple[str, str], CatalogEntry] = {}
-    keys = ProviderKey.objects.filter(team=team, is_active=True).order_by("provider", "-created", "-id")
+    keys = ProviderKey.objects.filter(team=team, is_active=True).order_by("provider", "position", "id")
     for key in keys:
         try:
             provider = get_provider(key.provider)

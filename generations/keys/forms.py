@@ -15,4 +15,9 @@ class ProviderKeyForm(forms.Form):
     base_url = forms.CharField(label="Base URL", max_length=200, required=False, validators=[validate_base_url],
                                help_text="Leave empty for the provider's own API.")
     models_override = forms.CharField(label="Models", required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                                      help_text="Model ids this key serves, one per line; empty for the defaults.")
+                                      help_text="Model ids this key serves, one per line; empty for the defaults "
+                                                "(a gateway's own list, once “Test key” has fetched it).")
+    make_default = forms.BooleanField(
+        label="Make it the default key for its provider", required=False,
+        help_text="Unticked, it is added as a fallback: the provider's current key keeps serving it, and this one "
+                  "takes over only when that one is refused or disabled.")

@@ -9,14 +9,19 @@ schema, input slots, a price rule) and speaks its provider's API through
 - ``poll(job_id, credentials, model=...) -> Progress``: the normalized state;
 - ``cancel(job_id, credentials, model=...) -> CancelOutcome``;
 - ``download_headers(url, credentials) -> dict``: headers for fetching an
-  output URL (the key only for the provider's own host, never for a CDN).
+  output URL (the key only for the provider's own host, never for a CDN);
+- ``check_key(credentials) -> KeyCheck``: "Test key" on the keys page, a harmless
+  read call where the provider has one (``generations.providers.keycheck``).
+
+A key's base URL may be the provider's host alone: ``base_url`` adds the documented
+path where the API lives below the host (ShuttleAI's ``/v1/video/generations``).
 
 Provider failures raise ``ProviderError``: retryable ones (429, 5xx,
 timeouts) are retried with backoff; the others fail the job at once with the
 provider's own message. Unknown status strings map to ``State.RUNNING`` and
 are logged, so the poller never crashes on them.
 
-Whatever ``submit``, ``poll`` and ``cancel`` return or raise is redacted on its way
+Whatever ``submit``, ``poll``, ``cancel`` and ``check_key`` return or raise is redacted on its way
 out (``Provider.__init_subclass__``, ``providers.redaction``): the job's key and
 anything shaped like a credential are cut from every provider-supplied string before
 Kiln stores or shows it, for every adapter and every caller.
@@ -68,6 +73,50 @@ class ProviderError(Exception):
 # ``ProviderError.code`` when the provider answered that it cannot serve the model at all
 # (a gateway with no channel for it): permanent, the job ends at once and is refunded.
 MODEL_UNAVAILABLE = "model_unavailable"
+
+# ``ProviderError.code`` when the request provably never reached the provider
+# (connection refused, no DNS, the address guard): only then may a submit be re-sent.
+NOT_SENT = "not_sent"
+
+# ``ProviderError.code`` when nothing answers the documented route at the key's base URL
+# (HTTP 404 to a submit): the base URL is wrong, the job was not taken.
+ROUTE_MISSING = "route_missing"
+
+# A 429 that says the account's quota or balance is spent, not that it asked too fast.
+_QUOTA_WORDS = ("quota", "insufficient", "balance", "credit", "billing")
+
+
+def refuses_key(exc: ProviderError) -> bool:
+    """The provider refused the key itself, whatever the job: 401 (not accepted), 402
+    (cannot pay), 403 (not allowed), or a 429 whose code or words say the quota is spent."""
+    if exc.status_code in (401, 402, 403):
+        return True
+    if exc.status_code == 429:
+        said = f"{exc.code} {exc.message}".lower()
+        return any(word in said for word in _QUOTA_WORDS)
+    return False
+
+
+def key_problem(exc: ProviderError) -> str:
+    """What a provider error says about the key, for its row on the keys page; "" when it is
+    about the job or the member's request instead (an unknown template, a bad parameter,
+    moderation, an outage). Key problems: refused or out of quota, its base URL
+    unreachable, or no such route at its base URL."""
+    if refuses_key(exc):
+        if exc.status_code == 429:
+            return f"Quota exhausted (HTTP 429): {exc.message}"
+        return f"HTTP {exc.status_code}: {exc.message}"
+    if exc.code in (NOT_SENT, ROUTE_MISSING):
+        return exc.message
+    return ""
+
+
+def route_missing(exc: ProviderError, name: str, method: str, url: str, documented: str) -> ProviderError:
+    """A 404 to a documented route: the key's base URL does not lead to the API."""
+    return ProviderError(
+        f"Nothing answers {method} {url} ({name} said HTTP 404: {exc.message.rstrip('.')}). The key's base URL does not lead "
+        f"to {name}'s API ({documented}); fix it on the provider keys page.",
+        status_code=404, code=ROUTE_MISSING)
 
 
 # ---------------------------------------------------------------------------
@@ -334,6 +383,33 @@ class CancelOutcome:
     message: str = ""
 
 
+class Verdict(enum.StrEnum):
+    WORKS = "works"              # a read call that needs the key answered
+    REFUSED = "refused"          # 401/402/403 or the quota is spent
+    UNREACHABLE = "unreachable"  # nothing was reached at the base URL
+    FAILED = "failed"            # reached, but not an answer from the API (wrong path, 5xx...)
+    UNKNOWN = "unknown"          # no harmless read call: the key cannot be proved
+
+
+@dataclass
+class KeyCheck:
+    """What "Test key" found: Kiln's verdict, and the provider's answer in its own words."""
+
+    verdict: Verdict
+    summary: str                     # Kiln's sentence
+    call: str = ""                   # what was asked, e.g. "GET https://gw.example/v1/models"
+    status_code: int | None = None
+    answer: str = ""                 # the provider's own words (or the start of its answer)
+    latency_ms: int | None = None
+    problem: str = ""                # for the key's error column; "" when it is not a key problem
+    models: list[str] | None = None  # a gateway's video models, when it listed them
+
+    @property
+    def label(self) -> str:
+        return {Verdict.WORKS: "Works", Verdict.REFUSED: "Refused", Verdict.UNREACHABLE: "Unreachable",
+                Verdict.FAILED: "Failed", Verdict.UNKNOWN: "Not testable"}[self.verdict]
+
+
 def _credentials_in(args: tuple, kwargs: dict) -> Credentials | None:
     return next((a for a in (*args, *kwargs.values()) if isinstance(a, Credentials)), None)
 
@@ -348,7 +424,7 @@ def _redacted_progress(progress: Progress, api_key: str) -> Progress:
 
 
 def _redacting(method: Callable) -> Callable:
-    """``method`` (an adapter's submit, poll or cancel) with its answers redacted: this is
+    """``method`` (an adapter's submit, poll, cancel or check_key) with its answers redacted: this is
     where provider answers enter Kiln, so nothing downstream can store or show one unredacted."""
     from generations.providers.redaction import redact
 
@@ -368,6 +444,10 @@ def _redacting(method: Callable) -> Callable:
             answer.result = _redacted_progress(answer.result, api_key)
         elif isinstance(answer, CancelOutcome):
             answer.message = redact(answer.message, api_key)
+        elif isinstance(answer, KeyCheck):
+            answer.summary = redact(answer.summary, api_key)
+            answer.answer = redact(answer.answer, api_key)
+            answer.problem = redact(answer.problem, api_key)
         return answer
 
     wrapper.redacts = True
@@ -380,8 +460,8 @@ class Provider:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # Every adapter's own submit/poll/cancel, wrapped once, whoever defines or calls them.
-        for name in ("submit", "poll", "cancel"):
+        # Every adapter's own submit/poll/cancel/check_key, wrapped once, whoever defines or calls them.
+        for name in ("submit", "poll", "cancel", "check_key"):
             method = cls.__dict__.get(name)
             if callable(method) and not getattr(method, "redacts", False):
                 setattr(cls, name, _redacting(method))
@@ -424,7 +504,16 @@ class Provider:
         """Headers for fetching an output URL. Default: none (CDN URLs are signed)."""
         return {}
 
+    def check_key(self, credentials: Credentials) -> KeyCheck:
+        """"Test key": ask the provider something harmless with this key (its model list, its
+        task list) and report its answer. A provider without such a call says so
+        (``Verdict.UNKNOWN``) rather than pretending; see ``generations.providers.keycheck``."""
+        return KeyCheck(Verdict.UNKNOWN, f"{self.name} has no harmless read call to test a key with: "
+                                         "the key is checked by the first job sent with it.")
+
     def base_url(self, credentials: Credentials) -> str:
+        """Where this key's requests go: its base URL (or the provider's own), without a
+        trailing slash. Adapters whose API lives below the host add the documented path."""
         return (credentials.base_url or self.default_base_url).rstrip("/")
 
     def timeout_seconds(self, model: ModelSpec, params: Mapping[str, Any]) -> int:

@@ -2,14 +2,20 @@
 here serving Vidu models (``seeds/openai-compatible-gateway-videos.txt``).
 
 Operators run their own gateway: there is no default base URL, the key's
-``base_url`` is required. The default catalog is exactly the models the
-gateway's docs name (``DEFAULT_MODEL_IDS``; tests/generations/providers/test_catalog_docs.py
-ties the two): a model the docs do not name (``viduq3p-mix-540p`` was one) fails
-every job on a gateway that has no channel for it. Operators expose different
-models: a key's model list (``ProviderKey.model_ids``) replaces the default
-catalog; ids that follow Vidu's naming (``viduq3p-720p``,
-``viduq3t-1080p-offpeak``...) get their proper schema, any other id a generic
-Vidu-like one.
+``base_url`` is required (the host; a trailing ``/v1`` is dropped, our paths carry it).
+
+Which models: operators expose different ones. In this order, a key serves
+
+1. the ids an admin listed on the key by hand (``ProviderKey.models_override``);
+2. else the gateway's own list, ``GET /v1/models`` (OpenAI's model list; new-api adds
+   ``supported_endpoint_types``), fetched by "Test key" or "Refresh models" and cached on
+   the key (``ProviderKey.listed_models``): only its video models (``video_model_ids``);
+3. else the models the gateway's docs name (``DEFAULT_MODEL_IDS``;
+   tests/generations/providers/test_catalog_docs.py ties the two): a model the docs do not
+   name (``viduq3p-mix-540p`` was one) fails every job on a gateway without a channel for it.
+
+Ids that follow Vidu's naming (``viduq3p-720p``, ``viduq3t-1080p-offpeak``...) get the
+documented Vidu schema, any other id a generic Vidu-like one.
 
 A gateway without a channel for the model answers 503 ``model_not_found``
 ("No available channel for model …"). That is an answer, not an outage: the
@@ -58,13 +64,14 @@ from typing import Any
 
 import httpx
 
-from generations.providers import http
+from generations.providers import http, keycheck
 from generations.providers.base import (
     MODEL_UNAVAILABLE,
     Credentials,
     InputSlot,
     Job,
     JobInput,
+    KeyCheck,
     ModelSpec,
     Output,
     Param,
@@ -75,6 +82,7 @@ from generations.providers.base import (
     State,
     Submitted,
     as_int,
+    route_missing,
     usd_to_credits,
 )
 
@@ -187,6 +195,43 @@ def model_spec(model_id: str) -> ModelSpec:
 _DEFAULT_MODELS = tuple(model_spec(model_id) for model_id in DEFAULT_MODEL_IDS)
 
 
+def video_model_ids(body: Any) -> tuple[list[str], int]:
+    """(the video model ids, how many models in all) of a ``GET /v1/models`` answer.
+
+    OpenAI's shape ``{"object": "list", "data": [{"id", "object": "model", "owned_by"}]}``;
+    new-api adds ``supported_endpoint_types`` (``["openai-video"]`` for a video model,
+    ``["openai"]`` for chat). A model is a video model when its types name video, or, when
+    the gateway gives no types, when its id follows Vidu's naming. A gateway's chat and image
+    models are left out. Raises ValueError when the body is not a model list."""
+    data = body.get("data") if isinstance(body, dict) else body
+    if not isinstance(data, list):
+        raise ValueError("no model list in the answer")
+    found: list[str] = []
+    for entry in data:
+        model_id, types = (entry, None) if isinstance(entry, str) else (
+            (entry.get("id"), entry.get("supported_endpoint_types")) if isinstance(entry, dict) else (None, None))
+        if not isinstance(model_id, str) or not model_id.strip():
+            continue
+        model_id = model_id.strip()
+        if isinstance(types, list) and types:
+            is_video = any(isinstance(t, str) and "video" in t.lower() for t in types)
+        else:
+            is_video = bool(_VIDU_ID.match(model_id))
+        if is_video and model_id not in found:
+            found.append(model_id)
+    return found, len(data)
+
+
+def _read_model_list(response: httpx.Response) -> tuple[str, list[str] | None]:
+    ids, total = video_model_ids(keycheck.json_object(response))
+    if not ids:
+        return (f"Its model list names {total} model{'s' if total != 1 else ''}, none of them a video model Kiln "
+                "knows: the studio keeps the models of the gateway's docs (list others on the key by hand)."), []
+    shown = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+    return (f"Its model list names {total} model{'s' if total != 1 else ''}, {len(ids)} of them video: {shown}. "
+            "The studio offers these."), ids
+
+
 def _image_value(item: JobInput) -> str:
     return item.url or item.data_url()
 
@@ -231,15 +276,18 @@ class GatewayProvider(Provider):
             codes.append(str(error.get("code") or "") if isinstance(error, dict) else http.error_code(body))
             return http.default_error_message(response, body)
 
+        url = f"{self.base_url(credentials)}/v1/video/generations"
         try:
-            response = http.request("POST", f"{self.base_url(credentials)}/v1/video/generations",
-                                    credentials=credentials, json_body=self.request_body(job), error_message=words)
+            response = http.request("POST", url, credentials=credentials, json_body=self.request_body(job),
+                                    error_message=words)
         except ProviderError as exc:
             if codes and codes[-1] in NO_CHANNEL_CODES:
                 # The gateway answered (503, but not an outage): it has no channel for this
                 # model, and sending the job again will not give it one.
                 raise ProviderError(exc.message, retryable=False, status_code=exc.status_code,
                                     code=MODEL_UNAVAILABLE) from None
+            if exc.status_code == 404:
+                raise route_missing(exc, "the gateway", "POST", url, "its host, e.g. https://gateway.example") from None
             raise
         payload = http.json_of(response)
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
@@ -250,6 +298,12 @@ class GatewayProvider(Provider):
                                 else "The gateway accepted the job but sent no task id.",
                                 status_code=response.status_code, code=http.error_code(payload))
         return Submitted(job_id=str(job_id))
+
+    def check_key(self, credentials: Credentials) -> KeyCheck:
+        """The gateway's own model list, ``GET /v1/models``: it needs the key and changes
+        nothing. Its video models come back in ``KeyCheck.models`` (cached on the key)."""
+        return keycheck.ask("The gateway", f"{self.base_url(credentials)}/v1/models", credentials,
+                            read=_read_model_list, documented="its host, e.g. https://gateway.example")
 
     def request_body(self, job: Job) -> dict[str, Any]:
         params = job.params

@@ -37,7 +37,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from generations.providers.base import Credentials, ProviderError
+from generations.providers.base import NOT_SENT, Credentials, ProviderError
 from generations.providers.redaction import redact
 
 USER_AGENT = "Kiln/0.1 (+self-hosted)"
@@ -74,9 +74,9 @@ def reset_client() -> None:
 
 ErrorParser = Callable[[httpx.Response, Any], str]
 
-# ``ProviderError.code`` when the request provably never reached the provider
+# ``NOT_SENT`` (imported from base, where ``key_problem`` reads it; ``http.NOT_SENT`` to the
+# engine): the ``ProviderError.code`` when the request provably never reached the provider
 # (connection refused, connect timeout): only then may a submit be re-sent.
-NOT_SENT = "not_sent"
 
 
 # A provider's error goes into a generation's error, which every member of the team sees:

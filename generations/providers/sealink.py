@@ -19,8 +19,13 @@
 - ``DELETE /v1/tasks/{id}``: 200 cancelled; 409 or 400 the task has already
   started (DashScope cancels only PENDING tasks); 501 this route cannot
   cancel.
+- ``GET /v1/tasks?limit=1``: the task list, "Test key"'s harmless read call.
 - Errors ``{"error": {"message", "type", "code"}}``; 429 carries
   ``Retry-After`` and ``X-RateLimit-*`` (read when ``Retry-After`` is absent).
+  A 404 to a submit names an unknown template when the job has one (the member's
+  mistake); otherwise the key's base URL leads nowhere (``ROUTE_MISSING``).
+
+The base URL is the host (``https://test.sealink.io``); a trailing ``/v1`` is dropped.
 
 Status decisions: Sealink's top-level ``status`` is the verdict (it settles
 usage at terminal state); DashScope's ``task_status`` is only used when the
@@ -59,13 +64,14 @@ from typing import Any
 
 import httpx
 
-from generations.providers import http
+from generations.providers import http, keycheck
 from generations.providers.base import (
     CancelOutcome,
     CancelResult,
     Credentials,
     InputSlot,
     Job,
+    KeyCheck,
     ModelSpec,
     Output,
     Param,
@@ -76,6 +82,7 @@ from generations.providers.base import (
     State,
     Submitted,
     as_int,
+    route_missing,
     usd_to_credits,
 )
 
@@ -336,6 +343,14 @@ def _unique(urls: list[str]) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
+def _read_task_list(response: httpx.Response) -> tuple[str, None]:
+    body = keycheck.json_object(response)
+    tasks = body.get("data")
+    if not isinstance(tasks, list):
+        raise ValueError("no task list in the answer")
+    return f"Its task list answered ({len(tasks)} task{'s' if len(tasks) != 1 else ''} shown).", None
+
+
 class SealinkProvider(Provider):
     id = "sealink"
     name = "Sealink"
@@ -347,6 +362,16 @@ class SealinkProvider(Provider):
 
     def models(self, model_ids: list[str] | None = None) -> list[ModelSpec]:
         return list(MODELS)
+
+    def base_url(self, credentials: Credentials) -> str:
+        base = super().base_url(credentials)
+        # Operators paste the OpenAI-style ".../v1": our paths carry it already.
+        return base[:-3] if base.endswith("/v1") else base
+
+    def check_key(self, credentials: Credentials) -> KeyCheck:
+        """Sealink's task list, ``GET /v1/tasks``: it needs the key and changes nothing."""
+        return keycheck.ask("Sealink", f"{self.base_url(credentials)}/v1/tasks?limit=1", credentials,
+                            read=_read_task_list, documented=f"its host, {self.default_base_url}")
 
     # -- submit ---------------------------------------------------------------
 
@@ -361,6 +386,9 @@ class SealinkProvider(Provider):
             if template_id and exc.status_code == 404:
                 raise ProviderError(f"Sealink has no prompt template {template_id!r}: {exc.message}",
                                     status_code=404, code=exc.code or "template_not_found") from None
+            if exc.status_code == 404:
+                raise route_missing(exc, "Sealink", "POST", f"{base}{path}",
+                                    f"its host, {self.default_base_url}") from None
             raise
         payload = http.json_of(response)
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}

@@ -26,6 +26,11 @@ Inputs (first / last frame) are sent inline as data URLs in
 credits) and becomes ``Progress.cost``; the price rules below give the same
 figures for the estimate ("auto" image size/quality are priced at the most
 they can cost, so the estimate never undershoots).
+
+The base URL is the host (``https://shark.ai``; a pasted ``/api/v1`` is dropped). Shark
+documents no harmless read call: "Test key" asks for a video that does not exist
+(``keycheck``), which proves a refused key or a wrong base URL, never a working key. A 404
+to a submit means the base URL leads elsewhere (``ROUTE_MISSING``).
 """
 
 from __future__ import annotations
@@ -35,13 +40,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from generations.providers import http
+from generations.providers import http, keycheck
 from generations.providers.base import (
     CancelOutcome,
     CancelResult,
     Credentials,
     InputSlot,
     Job,
+    KeyCheck,
     ModelSpec,
     Output,
     Param,
@@ -52,6 +58,7 @@ from generations.providers.base import (
     State,
     Submitted,
     as_int,
+    route_missing,
 )
 
 logger = logging.getLogger(__name__)
@@ -194,6 +201,19 @@ class SharkProvider(Provider):
     def models(self, model_ids: list[str] | None = None) -> list[ModelSpec]:
         return list(MODELS)
 
+    def base_url(self, credentials: Credentials) -> str:
+        base = super().base_url(credentials)
+        # The host is the base (https://shark.ai); a pasted ".../api/v1" is dropped, our paths carry it.
+        for suffix in ("/api/v1", "/api"):
+            if base.endswith(suffix):
+                return base[: -len(suffix)]
+        return base
+
+    def check_key(self, credentials: Credentials) -> KeyCheck:
+        """Shark AI documents no harmless read call: a probe for a video that does not exist."""
+        return keycheck.ask("Shark AI", f"{self.base_url(credentials)}/api/v1/videos/{keycheck.PROBE_ID}",
+                            credentials)
+
     def job_model(self, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
         return super().job_model(model_id, model_ids) or next((m for m in RETIRED if m.id == model_id), None)
 
@@ -220,14 +240,20 @@ class SharkProvider(Provider):
                   for role in ("first_frame", "last_frame") for i in job.inputs_with_role(role)[:1]]
         if frames:
             body["frame_images"] = frames
-        response = http.request("POST", f"{self.base_url(credentials)}/api/v1/videos", credentials=credentials,
-                                json_body=body)
+        response = self._post(f"{self.base_url(credentials)}/api/v1/videos", body, credentials)
         return Submitted(job_id=self._job_id(http.json_of(response)))
+
+    def _post(self, url: str, body: dict[str, Any], credentials: Credentials):
+        try:
+            return http.request("POST", url, credentials=credentials, json_body=body)
+        except ProviderError as exc:
+            if exc.status_code == 404:
+                raise route_missing(exc, "Shark AI", "POST", url, f"its host, {self.default_base_url}") from None
+            raise
 
     def _submit_async_image(self, job: Job, credentials: Credentials) -> Submitted:
         body = {**self._body(job), "async": True}
-        response = http.request("POST", f"{self.base_url(credentials)}/api/v1/images/generations",
-                                credentials=credentials, json_body=body)
+        response = self._post(f"{self.base_url(credentials)}/api/v1/images/generations", body, credentials)
         data = http.json_of(response)
         if response.status_code == 200 and "data" in data:
             # A Shark (or a relay in front of it) that ignored "async" and answered in the

@@ -12,7 +12,12 @@
   ``GET {base}/{gen_id}/content/video``, which needs the key: that is the
   ``fallback_url`` of each output, and ``download_headers`` sends the key
   there and to nothing else (never to the CDN).
-- There is no cancel endpoint.
+- There is no cancel endpoint, and no harmless read call documented: "Test key" asks
+  for a job that does not exist (``keycheck``), which proves a refused key or a wrong
+  base URL, never a working key.
+- The base URL: the seed's is ``https://api.shuttleai.com/v1/video/generations``.
+  A key may give the host alone (or the host and ``/v1``): ``base_url`` adds the
+  documented path, so a host does not fail every job with "No route for POST /jobs".
 - Errors: ``{"error": {"message", "type", "code"}}`` with 400, 401, 402,
   403, 423, 429, 500, 503.
 
@@ -30,11 +35,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from generations.providers import http
+from generations.providers import http, keycheck
 from generations.providers.base import (
     Credentials,
     Job,
+    KeyCheck,
     ModelSpec,
     Output,
     Param,
@@ -45,10 +52,12 @@ from generations.providers.base import (
     State,
     Submitted,
     as_int,
+    route_missing,
     usd_to_credits,
 )
 
 DIMENSIONS = (480, 720, 854, 1080, 1280, 1920)
+API_PATH = "/v1/video/generations"
 
 # USD per second of video, by the larger side of the frame.
 USD_PER_SECOND = {480: 0.07, 854: 0.07, 720: 0.12, 1280: 0.12, 1080: 0.20, 1920: 0.20}
@@ -127,6 +136,20 @@ class ShuttleAIProvider(Provider):
     def models(self, model_ids: list[str] | None = None) -> list[ModelSpec]:
         return [SORA]
 
+    def base_url(self, credentials: Credentials) -> str:
+        """The key's base URL with the documented ``/v1/video/generations`` added when it is
+        missing: ``https://api.shuttleai.com`` and ``https://api.shuttleai.com/v1`` both work."""
+        base = super().base_url(credentials)
+        path = urlsplit(base).path.rstrip("/")
+        if path.endswith(API_PATH):
+            return base
+        if path.endswith("/v1"):
+            return base + API_PATH[3:]
+        return base + API_PATH
+
+    def check_key(self, credentials: Credentials) -> KeyCheck:
+        return keycheck.ask("ShuttleAI", f"{self.base_url(credentials)}/jobs/{keycheck.PROBE_ID}", credentials)
+
     def submit(self, job: Job, credentials: Credentials) -> Submitted:
         params = job.params
         body = {
@@ -136,8 +159,13 @@ class ShuttleAIProvider(Provider):
             "height": int(params.get("height", 480)),
             "n_seconds": int(params.get("n_seconds", 5)),
         }
-        response = http.request("POST", f"{self.base_url(credentials)}/jobs", credentials=credentials,
-                                json_body=body)
+        url = f"{self.base_url(credentials)}/jobs"
+        try:
+            response = http.request("POST", url, credentials=credentials, json_body=body)
+        except ProviderError as exc:
+            if exc.status_code == 404:
+                raise route_missing(exc, "ShuttleAI", "POST", url, f"{self.default_base_url}, or its host") from None
+            raise
         payload = http.json_of(response)
         job_id = payload.get("id") or payload.get("job_id")
         if not job_id:

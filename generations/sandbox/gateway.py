@@ -24,6 +24,9 @@ A key's base URL is ``<sandbox>/gateway`` (an operator's own address in real lif
 - An unknown (or vanished) id: 400 ``{"code": "task_not_exist", "message":
   "task_not_exist", "data": null}`` (``/v1/videos``: the same code in the
   OpenAI error envelope).
+- ``GET /v1/models``: new-api's model list (OpenAI's shape plus
+  ``supported_endpoint_types``): the Vidu models it serves (``openai-video``) and,
+  like a real relay, a chat and an embedding model that are not video.
 - No cancel route. Result URLs are signed, expiring, on the "CDN" host.
 - Errors elsewhere: ``{"error": {"message", "type": "new_api_error", "code"}}``.
 
@@ -34,7 +37,9 @@ answers with; ``gateway_wrapped_route`` = false: that route answers 404
 ``/v1/videos/{id}``); ``gateway_vanished`` = ``not_exist`` (default) |
 ``unknown``: what a vanished task reads as (``UNKNOWN`` keeps it in limbo);
 ``gateway_no_channel`` = a list of model ids (or ``"*"``) the gateway has no
-channel for.
+channel for; ``gateway_models`` = the ids ``/v1/models`` lists (``vidu…`` ones as video
+models, others as chat; default ``LISTED_MODELS``), ``gateway_models_route`` = false:
+that route answers 404 (a relay without it).
 
 Prompt keywords: ``[moderate]`` fails early, ``[unsafe]`` fails at the end
 (moderation), ``[fail]`` fails upstream, ``[slow]`` takes 5x longer.
@@ -62,6 +67,11 @@ from generations.sandbox.server import (
 from generations.sandbox.shuttleai import cdn_root
 
 ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4")
+# What /v1/models lists by default: Vidu models this relay has channels for (not quite the
+# docs' list: one more off-peak variant, two of the docs' models missing), and the chat and
+# embedding models a real relay lists beside them.
+LISTED_MODELS = ("viduq3p-540p", "viduq3p-720p", "viduq3p-1080p", "viduq3t-540p", "viduq3t-720p",
+                 "viduq3t-720p-offpeak", "viduq3p-mix-720p", "gpt-4o-mini", "text-embedding-3-small")
 HEIGHTS = {"360p": 360, "540p": 540, "720p": 720, "1080p": 1080}
 MAX_REFERENCES = 7
 
@@ -188,6 +198,17 @@ def register(app: ProviderApp) -> None:
                               extra={"model": model, "action": action, "aspect_ratio": aspect})
         return json_response({"id": job.id, "task_id": job.id, "object": "video.generation.job", "model": model,
                               "status": "queued", "progress": 0, "created_at": int(job.created_at)})
+
+    @app.get(r"/v1/models")
+    def models(req: Request) -> Response:
+        if app.settings.get("gateway_models_route", True) in (False, "false", "off", "missing"):
+            return envelope(404, f"Invalid URL (GET {req.path})", "not_found")
+        listed = app.settings.get("gateway_models") or LISTED_MODELS
+        data = [{"id": model_id, "object": "model", "created": 1_700_000_000,
+                 "owned_by": "vidu" if model_id.startswith("vidu") else "openai",
+                 "supported_endpoint_types": ["openai-video"] if model_id.startswith("vidu") else (
+                     ["embeddings"] if "embedding" in model_id else ["openai"])} for model_id in listed]
+        return json_response({"success": True, "object": "list", "data": data})
 
     def lookup(task_id: str) -> tuple[SandboxJob | None, bool]:
         """(job, vanished)."""

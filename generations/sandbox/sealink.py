@@ -29,6 +29,8 @@ A key's base URL is ``<sandbox>/sealink`` (the real one ``https://test.sealink.i
   ``failed`` with DashScope ``CANCELED``), 409 once running, 400 once
   finished, 501 for ``happyhorse-1.0-video-edit`` (no upstream cancel).
 - ``GET /v1/templates``: the known templates.
+- ``GET /v1/tasks?limit=N``: the newest tasks, ``{"object": "list", "data": [{id, object,
+  model, status, created_at}], "has_more"}`` ("Test key"'s harmless read call).
 - Webhooks: when ``webhook_url`` is given, a thread POSTs
   ``{"id", "object": "event", "type": "video.task.completed" | "video.task.failed",
   "status", "created_at"}`` to it once the task is terminal (best effort,
@@ -357,6 +359,17 @@ def register(app: ProviderApp) -> None:
                             "task_not_cancellable")
         return envelope(400, f"The task has already {'completed' if phase == Phase.SUCCEEDED else 'ended'}.",
                         "task_finished")
+
+    @app.get(r"/v1/tasks")
+    def task_list(req: Request) -> Response:
+        try:
+            limit = max(1, min(100, int(req.query.get("limit") or 20)))
+        except ValueError:
+            return envelope(400, "limit must be an integer between 1 and 100.", "invalid_request")
+        tasks = sorted((job for job in app.jobs.all() if job.provider == app.id), key=lambda j: -j.created_at)
+        data = [{"id": job.id, "object": "video.generation.task", "model": job.extra["model"],
+                 "status": task_body(req, job)["status"], "created_at": int(job.created_at)} for job in tasks[:limit]]
+        return json_response({"object": "list", "data": data, "has_more": len(tasks) > limit})
 
     @app.get(r"/v1/templates")
     def templates(req: Request) -> Response:

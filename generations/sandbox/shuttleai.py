@@ -1,7 +1,9 @@
 """The ShuttleAI sandbox: Sora jobs under ``/shuttleai`` (``seeds/shuttleai-videos.txt``).
 
-A key's base URL is ``<sandbox>/shuttleai`` (the real one is
-``https://api.shuttleai.com/v1/video/generations``):
+A key's base URL is ``<sandbox>/shuttleai``, which plays the host
+``https://api.shuttleai.com``: every route is served at its documented path under
+``/v1/video/generations`` (the seed's base), and also straight under the prefix, as it was
+before Kiln added the documented path to a host:
 
 - ``POST /jobs`` ``{prompt, model: "sora", width, height, n_seconds}`` →
   ``{id: "task_…", status: "queued", created_at}``; validation errors are
@@ -123,7 +125,7 @@ def register(app: ProviderApp) -> None:
             window.append(now)
         return None
 
-    @app.post(r"/jobs")
+    @app.post(r"(?:/v1/video/generations)?/jobs")
     def create(req: Request) -> Response:
         if limited := rate_limited(req):
             return limited
@@ -167,7 +169,7 @@ def register(app: ProviderApp) -> None:
                 generation_jobs[gen_id] = job.id
         return json_response({"id": job.id, "status": "queued", "created_at": int(job.created_at)})
 
-    @app.get(r"/jobs/(?P<id>[^/]+)")
+    @app.get(r"(?:/v1/video/generations)?/jobs/(?P<id>[^/]+)")
     def show(req: Request) -> Response:
         job = app.jobs.poll(app.id, req.params["id"])
         if job is None:
@@ -206,7 +208,7 @@ def register(app: ProviderApp) -> None:
                 payload["generations"].append(generation)
         return json_response(payload)
 
-    @app.get(r"/(?P<gen_id>gen_[A-Za-z0-9]+)/content/video")
+    @app.get(r"(?:/v1/video/generations)?/(?P<gen_id>gen_[A-Za-z0-9]+)/content/video")
     def content(req: Request) -> Response:
         with lock:
             job_id = generation_jobs.get(req.params["gen_id"])

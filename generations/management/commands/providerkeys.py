@@ -1,10 +1,15 @@
-"""``manage.py providerkeys add|list|disable|enable|rotate``: provider keys from the command line.
+"""``manage.py providerkeys add|list|default|disable|enable|test|rotate``: provider keys from the command line.
 
 The API key is never taken from the command line (it would sit in the shell
 history and in ``ps``): pipe it in with ``--api-key-stdin`` or set ``KILN_API_KEY``.
 
-Exit status: 0 on success, 1 when rotation meets a key it cannot decrypt,
-2 on bad input (unknown team, provider or key, malformed URL, missing API key).
+A provider's keys are in order: the default, then the fallbacks (``list`` shows it). A key
+is added as a fallback unless ``--default``; ``default ID`` makes an existing key the default.
+``test ID`` asks the provider something harmless with the key, as "Test key" on the keys page.
+
+Exit status: 0 on success, 1 when rotation meets a key it cannot decrypt or a test finds
+the key refused or its base URL wrong, 2 on bad input (unknown team, provider or key,
+malformed URL, missing API key).
 """
 
 import os
@@ -30,7 +35,7 @@ class Command(BaseCommand):
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", metavar="{add,list,disable,enable,rotate}")
+        actions = parser.add_subparsers(dest="action", metavar="{add,list,default,disable,enable,test,rotate}")
         actions.required = True
         add = actions.add_parser(
             "add", allow_abbrev=False, help="Add a key. The API key comes from stdin (--api-key-stdin) or KILN_API_KEY, never argv.")
@@ -40,9 +45,13 @@ class Command(BaseCommand):
         add.add_argument("--base-url", default="", help="Override the provider's API base URL (http or https).")
         add.add_argument("--models", default="", help="Comma-separated model ids this key serves (gateways).")
         add.add_argument("--api-key-stdin", action="store_true", help="Read the API key from the first line of stdin.")
-        listing = actions.add_parser("list", help="List a team's keys (masked).")
+        add.add_argument("--default", action="store_true",
+                         help="Make it its provider's default key (else it is added as the last fallback).")
+        listing = actions.add_parser("list", help="List a team's keys (masked), each provider's in order.")
         listing.add_argument("--team", required=True, help="Team slug.")
-        for name, what in (("disable", "Stop using a key (running jobs still finish)."), ("enable", "Use a key again.")):
+        for name, what in (("default", "Make a key its provider's default (the others follow in their order)."),
+                           ("disable", "Stop using a key (running jobs still finish)."), ("enable", "Use a key again."),
+                           ("test", "Ask the provider something harmless with a key and print its answer.")):
             sub = actions.add_parser(name, help=what)
             sub.add_argument("key_id", metavar="ID", help="The key's id (as shown by `providerkeys list`).")
         actions.add_parser("rotate", help="Re-encrypt every key under the first FIELD_ENCRYPTION_KEYS key.")
@@ -66,7 +75,7 @@ class Command(BaseCommand):
             raise bad_input(f"No provider key with id {public_id}.")
         return key
 
-    def handle_add(self, *, team, provider, label, base_url, models, api_key_stdin, **options):
+    def handle_add(self, *, team, provider, label, base_url, models, api_key_stdin, default=False, **options):
         team_obj = self._team(team)
         if provider not in PROVIDERS:
             raise bad_input(f"Unknown provider {provider!r}; known: {', '.join(PROVIDERS)}.")
@@ -82,12 +91,13 @@ class Command(BaseCommand):
                             "(never pass it as an argument).")
         try:
             key = keys.create_key(team=team_obj, provider=provider, label=label, api_key=api_key,
-                                  base_url=base_url, models_override="\n".join(models.split(",")))
+                                  base_url=base_url, models_override="\n".join(models.split(",")),
+                                  make_default=default)
         except ValidationError as exc:
             problems = "; ".join(message for messages in exc.message_dict.values() for message in messages)
             raise bad_input(problems) from None
         self.stdout.write(f"Added {keys.provider_name(provider)} key {key.label!r} ({key.masked}) "
-                          f"to {team_obj.slug}: id {key.public_id}")
+                          f"to {team_obj.slug} as {key.role.lower()}: id {key.public_id}")
 
     def handle_list(self, *, team, **_):
         team_obj = self._team(team)
@@ -95,11 +105,38 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write(f"{team_obj.slug} has no provider keys.")
             return
-        self.stdout.write(f"{'ID':<36}  {'PROVIDER':<10} {'LABEL':<20} {'KEY':<8} {'ACTIVE':<6} {'LAST USED':<16} BASE URL")
+        self.stdout.write(f"{'ID':<36}  {'PROVIDER':<10} {'ORDER':<11} {'LABEL':<20} {'KEY':<8} {'ACTIVE':<6} "
+                          f"{'LAST USED':<16} BASE URL")
+        serving: dict[str, ProviderKey] = {}
         for key in rows:
+            if key.is_active:
+                serving.setdefault(key.provider, key)
             last_used = key.last_used.strftime("%Y-%m-%d %H:%M") if key.last_used else "never"
-            self.stdout.write(f"{key.public_id}  {key.provider:<10} {key.label[:20]:<20} {key.masked:<8} "
+            self.stdout.write(f"{key.public_id}  {key.provider:<10} {key.role:<11} {key.label[:20]:<20} {key.masked:<8} "
                               f"{'yes' if key.is_active else 'no':<6} {last_used:<16} {key.base_url or '-'}")
+            if key.last_error:
+                self.stdout.write(f"{'':<38}key problem: {key.last_error[:200]}")
+        for provider, key in serving.items():
+            self.stdout.write(f"{keys.provider_name(provider)} is served by {key.label!r} ({key.role.lower()}).")
+
+    def handle_default(self, *, key_id, **_):
+        key = self._key(key_id)
+        keys.make_default(key)
+        self.stdout.write(f"{key.label!r} ({key.masked}) is now the default {keys.provider_name(key.provider)} key "
+                          f"of {key.team.slug}{'' if key.is_active else ' (it is disabled: enable it to use it)'}.")
+
+    def handle_test(self, *, key_id, **_):
+        key = self._key(key_id)
+        check = keys.test_key(key)
+        self.stdout.write(f"{check.label}: {check.summary}")
+        if check.call:
+            timing = f" ({check.latency_ms} ms)" if check.latency_ms is not None else ""
+            self.stdout.write(f"  asked: {check.call}{timing}")
+        if check.answer:
+            status = f"HTTP {check.status_code}: " if check.status_code else ""
+            self.stdout.write(f"  answer: {status}{check.answer}")
+        if check.problem:
+            raise CommandError(f"The key has a problem: {check.problem}", returncode=1)
 
     def handle_disable(self, *, key_id, **_):
         key = self._key(key_id)

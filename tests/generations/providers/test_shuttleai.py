@@ -54,7 +54,8 @@ def test_a_job_walks_every_shuttleai_status_to_a_video(sandbox, creds):
     assert output.kind == "video"
     assert "/media/" in output.url
     gen_id = sandbox.sandbox.jobs.find(submitted.job_id).extra["gen_ids"][0]
-    assert output.fallback_url == f"{creds.base_url}/{gen_id}/content/video"
+    # The key's base URL is the sandbox's host for ShuttleAI; Kiln adds the documented path.
+    assert output.fallback_url == f"{creds.base_url}/v1/video/generations/{gen_id}/content/video"
 
 
 def test_the_request_carries_what_shuttleai_documents(sandbox, creds):
@@ -182,7 +183,7 @@ def test_bad_parameters_come_back_in_shuttleai_words(sandbox, creds):
     (400, False), (403, False), (423, True), (429, True), (500, True), (503, True),
 ])
 def test_errors_keep_shuttleais_words_and_retryable_flags(sandbox, creds, status, retryable):
-    sandbox.fault("^/shuttleai/jobs$", status=status, message=f"ShuttleAI says {status}.",
+    sandbox.fault("^/shuttleai/v1/video/generations/jobs$", status=status, message=f"ShuttleAI says {status}.",
                   headers={"Retry-After": "7"} if status == 429 else {})
     with pytest.raises(ProviderError) as refused:
         PROVIDER.submit(job(), creds)
