@@ -124,12 +124,16 @@ def team_catalog(team: Team) -> list[CatalogEntry]:
     return sorted(entries.values(), key=lambda e: (order.get(e.provider_id, 99), e.model.kind, e.model.label.lower()))
 
 
-def estimate(provider_id: str, model_id: str, operation: str, params: Mapping[str, Any]) -> int:
-    """Estimated credits for a job; invalid or unknown input gives a best-effort figure (0 if nothing is known)."""
+def estimate(provider_id: str, model_id: str, operation: str, params: Mapping[str, Any], *,
+             team: Team | None = None) -> int:
+    """Estimated credits for a job; invalid or unknown input gives a best-effort figure (0 if nothing is known).
+    With ``team``, the model as the team's key sees it (a gateway's own list offers models its docs do not name)."""
     try:
-        model = get_provider(provider_id).get_model(model_id)
+        provider = get_provider(provider_id)
     except (UnknownProvider, ImportError, AttributeError):
         return 0
+    model = _key_and_model(team, provider, model_id)[1] if team is not None else None
+    model = model or provider.get_model(model_id) or provider.job_model(model_id)
     if model is None or operation not in model.operations:
         return 0
     cleaned, _errors = model.clean_params(operation, _with_defaults(model, operation, params))
@@ -374,7 +378,7 @@ def create_batch(*, membership: Membership, entries: Sequence[BatchEntry], opera
         first = Generation.objects.filter(author=membership.user, idempotency_key=keys[0]).select_related("batch").first()
         if first is not None and first.batch is not None:
             return list(first.batch.generations.order_by("id"))
-    total = sum(estimate(e.provider_id, e.model_id, operation, e.params) for e in entries)
+    total = sum(estimate(e.provider_id, e.model_id, operation, e.params, team=membership.team) for e in entries)
     available = credits.wallet_for(membership).available
     if total > available:
         raise GenerationRejected({ALL: str(credits.InsufficientCredits(total, available))})

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils import timezone
+from django.utils.timesince import timesince
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
@@ -24,6 +26,15 @@ from generations.keys.forms import ProviderKeyForm
 from generations.providers.base import KeyCheck
 
 
+def _ago(moment) -> str:
+    """"just now" under a minute (timesince would say "0 minutes"), else "3 minutes ago"."""
+    if moment is None:
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment)} ago"
+
+
 def _render_keys(request, membership, form=None, status=200, *, tested: tuple[int, KeyCheck] | None = None,
                  partial: bool = False) -> HttpResponse:
     groups = keys.provider_groups(membership.team)
@@ -31,6 +42,8 @@ def _render_keys(request, membership, form=None, status=200, *, tested: tuple[in
         for key in group.keys:
             key.provider_name = group.name
             key.effective_url = keys.effective_base_url(key)
+            key.used_ago, key.error_ago, key.listed_ago = (_ago(key.last_used), _ago(key.last_error_at),
+                                                           _ago(key.models_listed_at))
             key.test_result = tested[1] if tested and tested[0] == key.pk else None
     template = "generations/keys/keys.html#keys_card" if partial else "generations/keys/keys.html"
     return render(request, template, {"groups": groups, "key_count": sum(len(g.keys) for g in groups),

@@ -124,10 +124,10 @@ def _refusal(name: str, exc: ProviderError, call: str, ms: int, *, probe: bool, 
 
 
 def _probe_summary(name: str) -> str:
-    return (f"{name} has no harmless read call to test a key with, so Kiln cannot tell whether this key works "
-            "before a job is sent with it. It asked for a job that does not exist: the answer below reaches "
-            f"{name} (its “not found”) or a wrong base URL (“no route”, a web page). A refused key would "
-            "have been named here.")
+    return (f"{name} has no harmless read call to test a key with, so whether this key works shows only when a "
+            f"job is sent with it. Kiln asked for a job that does not exist: an answer in {name}'s words (“not "
+            "found”) means the base URL reaches it; “no route” or a web page means it does not. A refused key "
+            "(HTTP 401, 402 or 403) would show as Refused.")
 
 
 def _documented(documented: str) -> str:

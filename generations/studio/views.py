@@ -418,7 +418,8 @@ def _estimate_context(membership: Membership, form: StudioForm) -> dict[str, Any
             entries.append(other)
     credits = 0
     for entry in entries:
-        credits += services.estimate(entry.provider_id, entry.model.id, form.operation, form.params_for_entry(entry, params))
+        credits += services.estimate(entry.provider_id, entry.model.id, form.operation, form.params_for_entry(entry, params),
+                                     team=membership.team)
     available = _balance(membership)
     return {"estimate_credits": credits, "estimate_credits_text": f"{credits:,}",
             "estimate_usd": f"{credits / CREDITS_PER_USD:.{2 if credits == 0 or credits >= 100 else 4}f}",

@@ -93,3 +93,11 @@ def test_a_job_on_a_listed_model_runs_through_the_engine(sandbox, sandbox_key, t
                                    operation="text-to-video", prompt="A kiln at dawn", params={"duration": 2})
     assert submit(generation.pk) == "submitted"
     assert sandbox.requests()[-1]["json"]["model"] == "viduq3t-720p-offpeak"
+
+
+def test_the_studio_estimates_a_listed_model_at_its_vidu_price(sandbox, sandbox_key, team, owner_client):
+    keys.refresh_models(sandbox_key(team, "gateway"))
+    response = owner_client.get("/studio/estimate/", {"model": "gateway:viduq3t-720p-offpeak",
+                                                      "operation": "text-to-video", "duration": "4"})
+    assert response.status_code == 200
+    assert f"{round(0.05 * 0.5 * 4 * 10_000):,} credits" in response.content.decode()
