@@ -35,6 +35,18 @@ older than ``KILN_SUBMIT_LEASE_SECONDS``) end the row ``expired`` with
 sending it; it was not re-sent so you are not charged twice". If the slow
 worker does come back with a job id after that, the row is resumed.
 
+Another key when a key is refused
+---------------------------------
+A team's keys of a provider are in order (the default, then the fallbacks). When the
+provider refuses the job's key itself (401, 402, 403, a 429 that says the quota is spent)
+or nothing answers the documented route at the key's base URL (``ROUTE_MISSING``), the
+provider took nothing: still under the same claim, the row moves to the next active key
+that serves its model (``provider_key`` and a line in ``key_note`` change in one UPDATE)
+and is sent again with it. A base URL that could not be reached at all (``NOT_SENT``)
+moves the job on only when the next key has another base URL; otherwise it is retried
+with backoff as above. The refused key gets the problem as its ``last_error``; a
+member's mistake (a 400, an unknown template) never touches a key's error.
+
 Polling many jobs cheaply
 -------------------------
 One beat tick (``poll_due``) claims up to ``KILN_POLL_BATCH`` due rows with
@@ -83,6 +95,7 @@ from generations.models import IN_FLIGHT, Generation, InputMedia, Media, Provide
 from generations.providers import http
 from generations.providers.base import (
     MODEL_UNAVAILABLE,
+    ROUTE_MISSING,
     Credentials,
     Job,
     JobInput,
@@ -91,6 +104,8 @@ from generations.providers.base import (
     Provider,
     ProviderError,
     State,
+    key_problem,
+    refuses_key,
 )
 from generations.providers.registry import PROVIDER_NAMES, get_provider
 
@@ -200,11 +215,19 @@ def _enqueue_download(pk: int, countdown: float | None = None) -> None:
         _on_commit(lambda: download_generation.delay(pk))
 
 
-def _touch_key(key_id: int | None, error: str = "") -> None:
+def _touch_key(key_id: int | None, problem: str | None = "", *, used: bool = True) -> None:
+    """Bookkeeping on a key: ``last_used`` when the provider was reached (``used``); its error
+    set to ``problem`` (a problem of the key itself: ``providers.base.key_problem``), cleared
+    when ``problem`` is "" (a success), or left as it is when None (the answer was about the
+    job or the member's request, not the key)."""
     if key_id is None:
         return
-    changes: dict[str, Any] = {"last_used": timezone.now()}
-    changes["last_error"] = error[:1000]
+    now = timezone.now()
+    changes: dict[str, Any] = {"last_used": now} if used else {}
+    if problem is not None:
+        changes.update(last_error=problem[:1000], last_error_at=now if problem else None)
+    if not changes:
+        return
     try:
         # Bookkeeping only: a dropped connection here must not lose a job id we hold.
         _db_retry(lambda: ProviderKey.objects.filter(pk=key_id).update(**changes))
@@ -326,11 +349,28 @@ def claim_for_submit(pk: int, now: datetime | None = None) -> datetime | None:
     return now if moved else None
 
 
+NEXT_KEY = "next key"
+MAX_KEY_MOVES = 20               # a team's keys of one provider, at most, tried for one job
+
+
 def submit(pk: int) -> str:
-    """Send a queued generation to its provider (see the module docstring for the rule). Returns what happened."""
+    """Send a queued generation to its provider (see the module docstring for the rule). Returns what happened.
+
+    Under one claim: when the job's key is refused it moves to the next key and is sent
+    again at once (``NEXT_KEY``), until a key takes it or none is left."""
     claimed_at = claim_for_submit(pk)
     if claimed_at is None:
         return "not claimed"
+    for _ in range(MAX_KEY_MOVES):
+        outcome = _send(pk, claimed_at)
+        if outcome != NEXT_KEY:
+            return outcome
+    _fail(pk, Status.QUEUED, "Kiln tried too many of this team's keys for this job.")
+    return "failed before sending"
+
+
+def _send(pk: int, claimed_at: datetime) -> str:
+    """One send of a claimed row with the key it names now."""
     try:
         generation = Generation.objects.select_related("provider_key", "prompt", "team").get(pk=pk)
         provider = get_provider(generation.provider)
@@ -356,7 +396,7 @@ def submit(pk: int) -> str:
         logger.exception("generation %s: the %s adapter crashed while submitting", pk, generation.provider)
         mark_lost(pk, claimed_at, "adapter crashed during submit")
         return "lost"
-    _touch_key(generation.provider_key_id)
+    _touch_key(generation.provider_key_id, "")
 
     now = timezone.now()
     deadline = now + timedelta(seconds=provider.timeout_seconds(model, generation.params) + provider.deadline_margin)
@@ -392,16 +432,69 @@ def refusal_message(name: str, exc: ProviderError) -> str:
         return f"{name} says the account behind this team's API key cannot pay for this: {words}"
     if exc.status_code == 403:
         return f"{name} does not allow this team's API key to do this: {words}"
+    if exc.status_code == 429 and refuses_key(exc):
+        return f"{name} says this team's API key has used up its quota: {words}"
     if exc.code == MODEL_UNAVAILABLE:
         return (f"{words} ({name} cannot serve this model now: nothing was charged. Choose another model, or ask "
                 "the gateway's operator to enable this one.)")
     return words
 
 
+def _why_refused(exc: ProviderError) -> str:
+    words = exc.message.rstrip(". ")
+    if exc.code == ROUTE_MISSING:
+        return "nothing answers at its base URL"
+    if exc.code == http.NOT_SENT:
+        return f"its base URL could not be reached: {words}"
+    return f"HTTP {exc.status_code}: {words}"
+
+
+def _base_url_of(provider: Provider, key: ProviderKey) -> str:
+    try:
+        return provider.base_url(Credentials(api_key="", base_url=key.base_url))
+    except ProviderError:
+        return ""
+
+
+def _move_to_next_key(generation: Generation, exc: ProviderError, claimed_at: datetime) -> bool:
+    """The job's key was refused (or its base URL leads nowhere): point the claimed row at
+    the next active key, in the team's order, that serves its model, with a line in
+    ``key_note`` saying why. False when there is none (the caller fails the job as before)."""
+    current = generation.provider_key
+    if current is None:
+        return False
+    provider = get_provider(generation.provider)
+    candidates = ProviderKey.objects.filter(team_id=generation.team_id, provider=generation.provider,
+                                            is_active=True).order_by("position", "id")
+    for key in candidates:
+        if (key.position, key.pk) <= (current.position, current.pk):
+            continue
+        if provider.get_model(generation.model, key.model_ids or None) is None:
+            continue
+        if exc.code == http.NOT_SENT and _base_url_of(provider, key) == _base_url_of(provider, current):
+            continue  # the same address: it would not be reached either
+        name = provider_name(generation.provider)
+        note = f"{name} refused the key “{current.label}” ({_why_refused(exc)}); sent with “{key.label}” instead."
+        key_note = "\n".join(line for line in (generation.key_note, note[:1000]) if line)
+        moved = _db_retry(lambda key=key, key_note=key_note: Generation.objects.filter(
+            pk=generation.pk, status=Status.QUEUED, claimed_at=claimed_at).update(provider_key=key, key_note=key_note))
+        if moved:
+            logger.info("generation %s: %s refused key %s (%s); sending it with key %s", generation.pk, name,
+                        current.public_id, exc.message, key.public_id)
+        return bool(moved)
+    return False
+
+
 def _submit_error(generation: Generation, exc: ProviderError, claimed_at: datetime, model: ModelSpec) -> str:
     pk = generation.pk
     name = provider_name(generation.provider)
-    _touch_key(generation.provider_key_id, exc.message)
+    _touch_key(generation.provider_key_id, key_problem(exc) or None, used=exc.code != http.NOT_SENT)
+    # Refused or no such route: the provider took nothing, another key may be taken.
+    if (refuses_key(exc) or exc.code in (ROUTE_MISSING, http.NOT_SENT)) and _move_to_next_key(
+            generation, exc, claimed_at):
+        return NEXT_KEY
+    if refuses_key(exc):
+        exc.retryable = False  # a spent quota (429) does not come back by waiting a few seconds
     if not exc.retryable:
         if exc.code == MODEL_UNAVAILABLE:
             logger.warning("generation %s: %s refused the model %s (HTTP %s): %s; failed and refunded",
@@ -566,7 +659,7 @@ def _record_group(items: list[tuple[Future, Generation, ModelSpec]]) -> None:
     # Key bookkeeping after the commit, once per key: a key row locked inside the group's
     # transaction would make the worker processes wait on each other.
     for key_id in {g.provider_key_id for f, g, _ in items if f.exception() is None and g.poll_count % 20 == 0}:
-        _touch_key(key_id)
+        _touch_key(key_id, "")
 
 
 def poll_one(pk: int) -> str:
@@ -595,7 +688,7 @@ def _record_poll(generation: Generation, model: ModelSpec, future: Future, *, to
     exc = future.exception()
     if exc is None:
         if touch_key and generation.poll_count % 20 == 0:
-            _touch_key(generation.provider_key_id)
+            _touch_key(generation.provider_key_id, "")
         _apply_progress(generation, future.result(), model)
     elif isinstance(exc, ProviderError):
         _poll_provider_error(generation, model, exc)
@@ -691,11 +784,12 @@ def _poll_provider_error(generation: Generation, model: ModelSpec, exc: Provider
     # A key refused (401/402/403) says nothing about the job: keep trying until the deadline.
     keep_trying = exc.retryable or status in (401, 402, 403)
     if not keep_trying:
-        _touch_key(generation.provider_key_id, exc.message)
+        # A job the provider forgot, a 400: about the job, not the key (unless it is a key problem).
+        _touch_key(generation.provider_key_id, key_problem(exc) or None)
         _fail(generation.pk, IN_FLIGHT, exc.message or f"{provider_name(generation.provider)} reported an error.")
         return
     if status in (401, 402, 403):
-        _touch_key(generation.provider_key_id, exc.message)
+        _touch_key(generation.provider_key_id, key_problem(exc))
     if _past_deadline(generation, now):
         _expire(generation, now, exc.message)
         return

@@ -13,7 +13,7 @@ class ProviderKeyForm(forms.Form):
     api_key = forms.CharField(label="API key", max_length=500,
                               widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
     base_url = forms.CharField(label="Base URL", max_length=200, required=False, validators=[validate_base_url],
-                               help_text="Leave empty for the provider's own API.")
+                               help_text="Leave empty for the provider's own API; its host alone works too.")
     models_override = forms.CharField(label="Models", required=False, widget=forms.Textarea(attrs={"rows": 3}),
                                       help_text="Model ids this key serves, one per line; empty for the defaults "
                                                 "(a gateway's own list, once “Test key” has fetched it).")

@@ -159,7 +159,8 @@ def test_a_refused_key_fails_the_job_in_the_provider_s_words_and_says_what_to_do
     generation.refresh_from_db()
     assert generation.status == Status.FAILED
     assert generation.error == f"Shark AI {context}"
-    assert generation.provider_key.last_error == words  # the key's page shows the raw answer
+    # The key's page shows the problem in the provider's words, with the status that makes it the key's.
+    assert generation.provider_key.last_error == f"HTTP {status}: {words}"
     membership.wallet.refresh_from_db()
     assert membership.wallet.reserved == 0  # released
     assert_ledger_consistent()
