@@ -440,13 +440,16 @@ def refusal_message(name: str, exc: ProviderError) -> str:
     return words
 
 
-def _why_refused(exc: ProviderError) -> str:
+def _moved_note(name: str, exc: ProviderError, refused: ProviderKey, taken: ProviderKey) -> str:
+    """The line a job carries when it left a key: which key, why, and which key took it."""
     words = exc.message.rstrip(". ")
     if exc.code == ROUTE_MISSING:
-        return "nothing answers at its base URL"
-    if exc.code == http.NOT_SENT:
-        return f"its base URL could not be reached: {words}"
-    return f"HTTP {exc.status_code}: {words}"
+        why = f"Nothing answers at the base URL of the key “{refused.label}”"
+    elif exc.code == http.NOT_SENT:
+        why = f"The base URL of the key “{refused.label}” could not be reached ({words})"
+    else:
+        why = f"{name} refused the key “{refused.label}” (HTTP {exc.status_code}: {words})"
+    return f"{why}; sent with “{taken.label}” instead."
 
 
 def _base_url_of(provider: Provider, key: ProviderKey) -> str:
@@ -474,7 +477,7 @@ def _move_to_next_key(generation: Generation, exc: ProviderError, claimed_at: da
         if exc.code == http.NOT_SENT and _base_url_of(provider, key) == _base_url_of(provider, current):
             continue  # the same address: it would not be reached either
         name = provider_name(generation.provider)
-        note = f"{name} refused the key “{current.label}” ({_why_refused(exc)}); sent with “{key.label}” instead."
+        note = _moved_note(name, exc, current, key)
         key_note = "\n".join(line for line in (generation.key_note, note[:1000]) if line)
         moved = _db_retry(lambda key=key, key_note=key_note: Generation.objects.filter(
             pk=generation.pk, status=Status.QUEUED, claimed_at=claimed_at).update(provider_key=key, key_note=key_note))

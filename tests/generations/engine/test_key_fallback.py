@@ -70,7 +70,7 @@ def test_a_base_url_with_no_such_route_hands_the_job_on_too(make, sandbox, sandb
     ProviderKey.objects.filter(pk=wrong.pk).update(base_url=f"{sandbox.url}/not-shark")
     done = drive(make().pk)
     assert (done.status, done.provider_key) == (Status.SUCCEEDED, working)
-    assert "Shark AI refused the key “Production” (nothing answers at its base URL)" in done.key_note
+    assert done.key_note == "Nothing answers at the base URL of the key “Production”; sent with “Working” instead."
     wrong.refresh_from_db()
     assert wrong.last_error.startswith(f"Nothing answers POST {sandbox.url}/not-shark/api/v1/videos")
 
@@ -83,7 +83,7 @@ def test_an_unreachable_base_url_hands_on_only_to_a_key_elsewhere(make, sandbox,
     ProviderKey.objects.filter(pk=down.pk).update(base_url=f"http://127.0.0.1:{closed}")
     done = drive(make().pk)
     assert (done.status, done.provider_key) == (Status.SUCCEEDED, working)
-    assert "its base URL could not be reached" in done.key_note
+    assert done.key_note.startswith("The base URL of the key “Production” could not be reached (Could not reach")
     down.refresh_from_db()
     assert "Could not reach the provider" in down.last_error
 
