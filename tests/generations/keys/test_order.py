@@ -95,31 +95,6 @@ def test_a_key_saved_outside_the_services_joins_at_the_end(team):
     assert key.role == "Fallback 1"
 
 
-def test_the_migration_makes_the_key_the_old_rule_picked_the_default(team, other_team):
-    from datetime import timedelta
-
-    from django.apps import apps
-    from django.utils import timezone
-
-    number_keys = __import__("generations.migrations.0006_provider_key_order", fromlist=["number_keys"]).number_keys
-    now = timezone.now()
-    rows = {}
-    for label, age, active in [("Old", 3, True), ("Newest", 1, True), ("Middle", 2, True), ("Off", 0, False)]:
-        rows[label] = add(team, label)
-        ProviderKey.objects.filter(pk=rows[label].pk).update(created=now - timedelta(days=age), is_active=active)
-    only_off = add(other_team, "Only one, off")
-    ProviderKey.objects.filter(pk=only_off.pk).update(is_active=False)
-    # 0006 finds every key at 0 (AddField's default); the one-default constraint (0007) is
-    # already here, so the test starts from distinct positions: number_keys gives each anew.
-    for pk in ProviderKey.objects.values_list("pk", flat=True):
-        ProviderKey.objects.filter(pk=pk).update(position=1000 + pk)
-    number_keys(apps, None)
-    # The old rule: the newest active key served; the other active ones next, newest first.
-    assert order(team) == [("Newest", "Default"), ("Middle", "Fallback 1"), ("Old", "Fallback 2"),
-                           ("Off", "Fallback 3")]
-    assert order(other_team) == [("Only one, off", "Default")]
-
-
 # -- the keys page -----------------------------------------------------------------------
 
 def test_the_keys_page_says_which_key_serves_each_provider(owner_client, team):
@@ -223,3 +198,35 @@ def test_the_admin_shows_the_order_adds_a_fallback_and_makes_a_default(client, t
     assert order(team) == [("Production", "Default"), ("Working", "Fallback 1")]
     page = client.get(f"/admin/generations/providerkey/{production.pk}/change/").content.decode()
     assert 'name="provider"' not in page and 'name="team"' not in page  # fixed once saved
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_makes_the_key_the_old_rule_picked_the_default(team, other_team):
+    """0006 and 0007 on a database that has keys from before (run on PostgreSQL too: the
+    numbering's UPDATEs and the constraint's ALTER TABLE sit in separate migrations)."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before, latest = [("generations", "0005_short_key_masks")], [("generations", "0007_one_default_key")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("generations", "ProviderKey")
+    now = timezone.now()
+    for team_id, label, days, active in [(team.pk, "Old", 3, True), (team.pk, "Newest", 1, True),
+                                         (team.pk, "Off", 0, False), (other_team.pk, "Theirs, off", 5, False),
+                                         (other_team.pk, "Theirs, older", 9, False)]:
+        old.objects.create(team_id=team_id, provider="shark", label=label, api_key_encrypted="x", api_key_last4="",
+                           created=now - timedelta(days=days), is_active=active)
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
+        # The old rule: the newest active key served; the other active ones next, newest first,
+        # then the disabled ones. Only disabled keys: the newest is the default.
+        assert order(team) == [("Newest", "Default"), ("Old", "Fallback 1"), ("Off", "Fallback 2")]
+        assert order(other_team) == [("Theirs, off", "Default"), ("Theirs, older", "Fallback 1")]
+    finally:
+        ProviderKey.objects.all().delete()
+        MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
