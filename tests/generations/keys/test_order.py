@@ -185,6 +185,7 @@ def test_the_admin_shows_the_order_adds_a_fallback_and_makes_a_default(client, t
     root.save()
     client.force_login(root)
     add(team, "Working")
+    assert "Make it the default" in client.get("/admin/generations/providerkey/add/").content.decode()
     response = client.post("/admin/generations/providerkey/add/", {
         "team": team.pk, "provider": "shark", "label": "Production", "new_api_key": CLEAR, "base_url": "",
         "models_override": "", "is_active": "on", "last_error": ""})
@@ -198,6 +199,10 @@ def test_the_admin_shows_the_order_adds_a_fallback_and_makes_a_default(client, t
     assert order(team) == [("Production", "Default"), ("Working", "Fallback 1")]
     page = client.get(f"/admin/generations/providerkey/{production.pk}/change/").content.decode()
     assert 'name="provider"' not in page and 'name="team"' not in page  # fixed once saved
+    client.post("/admin/generations/providerkey/add/", {
+        "team": team.pk, "provider": "shark", "label": "New main", "new_api_key": CLEAR, "base_url": "",
+        "models_override": "", "is_active": "on", "last_error": "", "make_default": "on"})
+    assert order(team) == [("New main", "Default"), ("Production", "Fallback 1"), ("Working", "Fallback 2")]
 
 
 @pytest.mark.django_db(transaction=True)
