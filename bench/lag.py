@@ -61,7 +61,7 @@ def _submit_batch(provider, model, params, creds, count: int) -> list[str]:
 
 def _insert_submitted(team, member, key, prompt, model, params, job_ids: list[str], provider) -> None:
     """The rows exactly as ``engine.submit.submit`` leaves them after the provider accepted the job."""
-    from generations.engine.common import _jitter
+    from generations.engine.common import jitter
     from generations.models import Generation, Status
 
     now = datetime.now(UTC)
@@ -71,7 +71,7 @@ def _insert_submitted(team, member, key, prompt, model, params, job_ids: list[st
         Generation(team=team, author=member.user, prompt=prompt, provider="shark", model=model.id, kind="video",
                    operation=OPERATION, params=params, provider_key=key, status=Status.SUBMITTED,
                    provider_job_id=job_id, submitted_at=now, claimed_at=now,
-                   next_poll_at=now + timedelta(seconds=_jitter(model.poll_interval)), deadline=deadline,
+                   next_poll_at=now + timedelta(seconds=jitter(model.poll_interval)), deadline=deadline,
                    estimated_cost=estimate)
         for job_id in job_ids], batch_size=500)
 

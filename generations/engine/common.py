@@ -2,7 +2,7 @@
 
 Every write below is a compare-and-swap on ``Generation.status`` (see
 ``generations.engine``) and retried on a fresh connection when the database
-drops one (``_db_retry``). ``_fail`` is the one way a stage ends a job
+drops one (``db_retry``). ``fail`` is the one way a stage ends a job
 ``failed``; with ``release`` the reservation goes back to the wallet in the
 same transaction, without it the credits are held for an admin's review.
 """
@@ -59,19 +59,19 @@ def model_for(generation: Generation) -> ModelSpec:
     return model
 
 
-def _jitter(seconds: float, spread: float = 0.1) -> float:
+def jitter(seconds: float, spread: float = 0.1) -> float:
     return seconds * random.uniform(1 - spread, 1 + spread)
 
 
 def backoff_seconds(interval: float, attempt: int, retry_after: float | None = None) -> float:
     """Exponential backoff with jitter (interval x 2^attempt, capped), never sooner than Retry-After."""
-    delay = _jitter(min(BACKOFF_CAP, interval * (2 ** max(0, attempt))), 0.2)
+    delay = jitter(min(BACKOFF_CAP, interval * (2 ** max(0, attempt))), 0.2)
     if retry_after is not None:
         delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP))
     return delay
 
 
-def _db_retry[T](fn: Callable[[], T], attempts: int = 4) -> T:
+def db_retry[T](fn: Callable[[], T], attempts: int = 4) -> T:
     """Run a short write, retrying if the database connection dropped (it is reopened)."""
     for attempt in range(attempts):
         try:
@@ -100,24 +100,28 @@ def _enqueue_download(pk: int, countdown: float | None = None) -> None:
         _on_commit(lambda: download_generation.delay(pk))
 
 
-def _touch_key(key_id: int | None, error: str = "") -> None:
+def record_key_use(key_id: int | None, error: str = "") -> None:
+    """When the key was last used and what its provider last said (the team's keys page shows both)."""
     if key_id is None:
         return
     changes: dict[str, Any] = {"last_used": timezone.now()}
     changes["last_error"] = error[:1000]
     try:
         # Bookkeeping only: a dropped connection here must not lose a job id we hold.
-        _db_retry(lambda: ProviderKey.objects.filter(pk=key_id).update(**changes))
+        db_retry(lambda: ProviderKey.objects.filter(pk=key_id).update(**changes))
     except (OperationalError, InterfaceError):
         logger.warning("could not record the use of provider key %s", key_id, exc_info=True)
 
 
-def _settle_release(generation: Generation, reason: str) -> None:
+def settle_release(generation: Generation, reason: str) -> None:
+    """Give the job's reservation back to the wallet (the ledger keeps the reason, shortened)."""
     credits.release(generation, reason=reason[:300])
 
 
-def _fail(pk: int, expected: Status | frozenset | list, message: str, *, release: bool = True,
-          needs_review: bool = False, **extra: Any) -> bool:
+def fail(pk: int, expected: Status | frozenset | list, message: str, *, release: bool = True,
+         needs_review: bool = False, **extra: Any) -> bool:
+    """End the job ``failed`` if it is still in ``expected``; with ``release`` its reservation goes back
+    in the same transaction, without it the credits are held (``needs_review``) for an admin."""
     statuses = [expected] if isinstance(expected, str) else list(expected)
 
     def write() -> bool:
@@ -126,7 +130,7 @@ def _fail(pk: int, expected: Status | frozenset | list, message: str, *, release
                 status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
                 progress=None, needs_review=needs_review, **extra)
             if moved and release:
-                _settle_release(Generation.objects.get(pk=pk), f"Failed: {message}")
+                settle_release(Generation.objects.get(pk=pk), f"Failed: {message}")
             return bool(moved)
 
-    return _db_retry(write)
+    return db_retry(write)

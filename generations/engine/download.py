@@ -31,10 +31,10 @@ from accounts import credits
 from generations import mediafiles
 from generations.engine.common import (
     EngineError,
-    _db_retry,
     _enqueue_download,
     backoff_seconds,
     credentials_for,
+    db_retry,
     model_for,
     provider_name,
 )
@@ -235,7 +235,7 @@ def download(pk: int) -> str:
                 credits.capture(generation, actual, reason=f"{name}: cost {actual:,}.")
             return bool(moved)
 
-    return "succeeded" if _db_retry(succeed) else "row moved"
+    return "succeeded" if db_retry(succeed) else "row moved"
 
 
 def _download_retry(generation: Generation, model: ModelSpec, message: str) -> str:
@@ -251,7 +251,7 @@ def _download_retry(generation: Generation, model: ModelSpec, message: str) -> s
             if moved:
                 _enqueue_download(generation.pk, countdown=delay)
 
-    _db_retry(reschedule)
+    db_retry(reschedule)
     logger.info("generation %s: download failed (%s); retrying in %.1fs", generation.pk, message, delay)
     return "retrying"
 
@@ -276,6 +276,6 @@ def _download_failed(generation: Generation, reason: str, *, model: ModelSpec | 
             status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
             progress=None, needs_review=True))
 
-    if _db_retry(write):
+    if db_retry(write):
         logger.warning("generation %s: results not saved (%s); credits held for review", generation.pk, reason)
     return "failed"

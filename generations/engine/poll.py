@@ -10,7 +10,7 @@ polls them over HTTP in a pool of ``KILN_POLL_CONCURRENCY`` threads. The
 threads do HTTP only; the calling thread writes the results, one UPDATE per
 job, as they come back.
 
-An answer moves the row on (``_apply_progress``, which a synchronous submit
+An answer moves the row on (``apply_progress``, which a synchronous submit
 uses too): still working, to ``running`` with the next poll due; done, to
 ``downloading`` with a wake-up for the download worker; failed or cancelled
 by the provider, the reservation released; past its deadline, ``expired``
@@ -36,16 +36,16 @@ from django.utils import timezone
 
 from generations.engine.common import (
     EngineError,
-    _db_retry,
     _enqueue_download,
-    _fail,
-    _jitter,
-    _settle_release,
-    _touch_key,
     backoff_seconds,
     credentials_for,
+    db_retry,
+    fail,
+    jitter,
     model_for,
     provider_name,
+    record_key_use,
+    settle_release,
 )
 from generations.models import IN_FLIGHT, Generation, Status
 from generations.providers import http
@@ -205,7 +205,7 @@ def _record_group(items: list[tuple[Future, Generation, ModelSpec]]) -> None:
     # Key bookkeeping after the commit, once per key: a key row locked inside the group's
     # transaction would make the worker processes wait on each other.
     for key_id in {g.provider_key_id for f, g, _ in items if f.exception() is None and g.poll_count % 20 == 0}:
-        _touch_key(key_id)
+        record_key_use(key_id)
 
 
 def poll_one(pk: int) -> str:
@@ -234,8 +234,8 @@ def _record_poll(generation: Generation, model: ModelSpec, future: Future, *, to
     exc = future.exception()
     if exc is None:
         if touch_key and generation.poll_count % 20 == 0:
-            _touch_key(generation.provider_key_id)
-        _apply_progress(generation, future.result(), model)
+            record_key_use(generation.provider_key_id)
+        apply_progress(generation, future.result(), model)
     elif isinstance(exc, ProviderError):
         _poll_provider_error(generation, model, exc)
     else:
@@ -265,7 +265,7 @@ def _past_deadline(generation: Generation, now: datetime) -> bool:
     return generation.deadline is not None and now >= generation.deadline
 
 
-def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec) -> None:
+def apply_progress(generation: Generation, progress: Progress, model: ModelSpec) -> None:
     """Record what the provider said about a job (a poll, a synchronous submit)."""
     now = timezone.now()
     pk = generation.pk
@@ -277,7 +277,7 @@ def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec
         case State.SUCCEEDED:
             outputs = [dataclasses.asdict(o) for o in progress.outputs if o.url or o.fallback_url]
             if not outputs:
-                _db_retry(lambda: in_flight.update(
+                db_retry(lambda: in_flight.update(
                     **common, status=Status.FAILED, needs_review=True, finished_at=now, next_poll_at=None,
                     progress=None, actual_cost=progress.cost,
                     error=f"{name} reported success but sent no results. The reserved credits are held for review."))
@@ -291,7 +291,7 @@ def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec
                     if moved:
                         _enqueue_download(pk)
 
-            _db_retry(to_download)
+            db_retry(to_download)
         case State.FAILED | State.CANCELLED:
             cancelled = progress.state == State.CANCELLED
             message = progress.error or (f"{name} cancelled the job." if cancelled else f"{name} reported that the job failed.")
@@ -304,9 +304,9 @@ def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec
                                              error=message[:5000], finished_at=now, next_poll_at=None,
                                              progress=None)
                     if moved:
-                        _settle_release(generation, f"{'Cancelled' if cancelled else 'Failed'}: {message}")
+                        settle_release(generation, f"{'Cancelled' if cancelled else 'Failed'}: {message}")
 
-            _db_retry(finish)
+            db_retry(finish)
         case _:
             if _past_deadline(generation, now):
                 _expire(generation, now)
@@ -316,12 +316,12 @@ def _apply_progress(generation: Generation, progress: Progress, model: ModelSpec
             if percent is not None:
                 percent = max(0, min(100, int(percent)))
             changes = dict(**common, status=Status.RUNNING if running else Status.SUBMITTED,
-                           next_poll_at=now + timedelta(seconds=_jitter(model.poll_interval)))
+                           next_poll_at=now + timedelta(seconds=jitter(model.poll_interval)))
             if percent is not None:
                 changes["progress"] = percent
             if running and generation.started_at is None:
                 changes["started_at"] = now
-            _db_retry(lambda: in_flight.update(**changes))
+            db_retry(lambda: in_flight.update(**changes))
 
 
 def _poll_provider_error(generation: Generation, model: ModelSpec, exc: ProviderError) -> None:
@@ -330,11 +330,11 @@ def _poll_provider_error(generation: Generation, model: ModelSpec, exc: Provider
     # A key refused (401/402/403) says nothing about the job: keep trying until the deadline.
     keep_trying = exc.retryable or status in (401, 402, 403)
     if not keep_trying:
-        _touch_key(generation.provider_key_id, exc.message)
-        _fail(generation.pk, IN_FLIGHT, exc.message or f"{provider_name(generation.provider)} reported an error.")
+        record_key_use(generation.provider_key_id, exc.message)
+        fail(generation.pk, IN_FLIGHT, exc.message or f"{provider_name(generation.provider)} reported an error.")
         return
     if status in (401, 402, 403):
-        _touch_key(generation.provider_key_id, exc.message)
+        record_key_use(generation.provider_key_id, exc.message)
     if _past_deadline(generation, now):
         _expire(generation, now, exc.message)
         return
@@ -350,10 +350,10 @@ def _poll_crash(generation: Generation, model: ModelSpec, exc: BaseException) ->
     attempts = generation.error_count + 1
     name = provider_name(generation.provider)
     if attempts >= MAX_POLL_CRASHES:
-        _fail(generation.pk, IN_FLIGHT,
-              f"Kiln could not read this job's status from {name} after {attempts} attempts "
-              f"({type(exc).__name__}). The provider may still finish and bill, so the reserved credits are held "
-              "for review.", release=False, needs_review=True)
+        fail(generation.pk, IN_FLIGHT,
+             f"Kiln could not read this job's status from {name} after {attempts} attempts "
+             f"({type(exc).__name__}). The provider may still finish and bill, so the reserved credits are held "
+             "for review.", release=False, needs_review=True)
         return
     if _past_deadline(generation, now):
         _expire(generation, now, f"Kiln could not read the status ({type(exc).__name__}).")
@@ -365,6 +365,6 @@ def _poll_crash(generation: Generation, model: ModelSpec, exc: BaseException) ->
 
 def _poll_broken(generation: Generation, why: str) -> None:
     """The job cannot be polled at all (key deleted or unreadable, model gone): held for review."""
-    _fail(generation.pk, IN_FLIGHT,
-          f"Kiln can no longer follow this job: {why} The provider may still finish and bill, so the reserved "
-          "credits are held for review.", release=False, needs_review=True)
+    fail(generation.pk, IN_FLIGHT,
+         f"Kiln can no longer follow this job: {why} The provider may still finish and bill, so the reserved "
+         "credits are held for review.", release=False, needs_review=True)

@@ -37,17 +37,17 @@ from django.utils import timezone
 
 from generations.engine.common import (
     EngineError,
-    _db_retry,
-    _fail,
-    _jitter,
     _on_commit,
-    _touch_key,
     backoff_seconds,
     credentials_for,
+    db_retry,
+    fail,
+    jitter,
     model_for,
     provider_name,
+    record_key_use,
 )
-from generations.engine.poll import _apply_progress
+from generations.engine.poll import apply_progress
 from generations.models import Generation, InputMedia, Status
 from generations.providers import http
 from generations.providers.base import (
@@ -138,7 +138,7 @@ def mark_lost(pk: int, claimed_at: datetime, why: str = "") -> bool:
     if generation is None:
         return False
     message = lost_message(generation.provider)
-    moved = _db_retry(lambda: Generation.objects.filter(
+    moved = db_retry(lambda: Generation.objects.filter(
         pk=pk, status=Status.QUEUED, claimed_at=claimed_at, provider_job_id="").update(
         status=Status.EXPIRED, needs_review=True, finished_at=timezone.now(), next_poll_at=None, error=message,
         progress=None))
@@ -170,12 +170,12 @@ def submit(pk: int) -> str:
     except (OperationalError, InterfaceError):
         # The database went away before anything was sent: give the claim back so
         # the retried task can take it (else the row would wait out the submit lease).
-        _db_retry(lambda: Generation.objects.filter(pk=pk, status=Status.QUEUED, claimed_at=claimed_at).update(
+        db_retry(lambda: Generation.objects.filter(pk=pk, status=Status.QUEUED, claimed_at=claimed_at).update(
             claimed_at=None))
         raise
     except (EngineError, OSError) as exc:
         # Nothing was sent: an honest failure, credits back.
-        _fail(pk, Status.QUEUED, f"Kiln could not send this job: {exc}")
+        fail(pk, Status.QUEUED, f"Kiln could not send this job: {exc}")
         return "failed before sending"
 
     try:
@@ -186,12 +186,12 @@ def submit(pk: int) -> str:
         logger.exception("generation %s: the %s adapter crashed while submitting", pk, generation.provider)
         mark_lost(pk, claimed_at, "adapter crashed during submit")
         return "lost"
-    _touch_key(generation.provider_key_id)
+    record_key_use(generation.provider_key_id)
 
     now = timezone.now()
     deadline = now + timedelta(seconds=provider.timeout_seconds(model, generation.params) + provider.deadline_margin)
     fields = {"status": Status.SUBMITTED, "provider_job_id": str(submitted.job_id or "")[:200], "submitted_at": now,
-                  "next_poll_at": now + timedelta(seconds=_jitter(model.poll_interval)), "deadline": deadline,
+                  "next_poll_at": now + timedelta(seconds=jitter(model.poll_interval)), "deadline": deadline,
                   "error_count": 0, "error": ""}
 
     def save() -> int:
@@ -203,12 +203,12 @@ def submit(pk: int) -> str:
                                                                             **fields)
         return moved
 
-    if not _db_retry(save):
+    if not db_retry(save):
         logger.error("generation %s: submitted as %s but the row had moved on", pk, submitted.job_id)
         return "row moved"
     if submitted.result is not None:
         generation.refresh_from_db()
-        _apply_progress(generation, submitted.result, model)
+        apply_progress(generation, submitted.result, model)
     return "submitted"
 
 
@@ -231,7 +231,7 @@ def refusal_message(name: str, exc: ProviderError) -> str:
 def _submit_error(generation: Generation, exc: ProviderError, claimed_at: datetime, model: ModelSpec) -> str:
     pk = generation.pk
     name = provider_name(generation.provider)
-    _touch_key(generation.provider_key_id, exc.message)
+    record_key_use(generation.provider_key_id, exc.message)
     if not exc.retryable:
         if exc.code == MODEL_UNAVAILABLE:
             logger.warning("generation %s: %s refused the model %s (HTTP %s): %s; failed and refunded",
@@ -239,14 +239,14 @@ def _submit_error(generation: Generation, exc: ProviderError, claimed_at: dateti
         else:
             logger.info("generation %s: %s refused the job (HTTP %s): %s; failed and refunded",
                         pk, name, exc.status_code, exc.message)
-        _fail(pk, Status.QUEUED, refusal_message(name, exc))
+        fail(pk, Status.QUEUED, refusal_message(name, exc))
         return "refused"
     if not _known_not_sent(exc):
         mark_lost(pk, claimed_at, f"ambiguous submit error: {exc.message}")
         return "lost"
     attempts = generation.error_count + 1
     if attempts >= MAX_SUBMIT_ATTEMPTS:
-        _fail(pk, Status.QUEUED, f"{name} did not accept the job after {attempts} attempts: {exc.message}")
+        fail(pk, Status.QUEUED, f"{name} did not accept the job after {attempts} attempts: {exc.message}")
         return "gave up"
     delay = backoff_seconds(max(2.0, model.poll_interval), attempts - 1, exc.retry_after)
 
@@ -261,6 +261,6 @@ def _submit_error(generation: Generation, exc: ProviderError, claimed_at: dateti
                 _on_commit(lambda: submit_generation.apply_async((pk,), countdown=delay))
             return moved
 
-    _db_retry(reschedule)
+    db_retry(reschedule)
     logger.info("generation %s: %s not reached (%s); retrying in %.1fs", pk, name, exc.message, delay)
     return "retrying"
