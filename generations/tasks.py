@@ -6,6 +6,10 @@ only error retried here is the database going away (``OperationalError`` /
 ``InterfaceError``): the row is untouched and trying again is safe. Anything
 else is a bug: it is logged and the row is picked up again by its lease or by
 ``requeue_stuck``; no blanket retry.
+
+The engine never imports this module: it wakes ``submit_generation`` and
+``download_generation`` by name (``generations.engine.wakeups``), the names
+they are registered under here.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from generations.engine import download, poll, recovery, submit
+from generations.engine import download, poll, recovery, submit, wakeups
 
 DB_ERRORS = (OperationalError, InterfaceError)
 _retry = {"autoretry_for": DB_ERRORS, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
 
 
-@shared_task(name="generations.tasks.submit_generation", **_retry)
+@shared_task(name=wakeups.SUBMIT, **_retry)  # generations.tasks.submit_generation
 def submit_generation(generation_id: int) -> str:
     return submit.submit(generation_id)
 
@@ -37,7 +41,7 @@ def poll_generation(generation_id: int) -> str:
     return poll.poll_one(generation_id)
 
 
-@shared_task(name="generations.tasks.download_generation", **_retry)
+@shared_task(name=wakeups.DOWNLOAD, **_retry)  # generations.tasks.download_generation
 def download_generation(generation_id: int) -> str:
     return download.download(generation_id)
 

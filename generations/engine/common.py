@@ -85,21 +85,6 @@ def db_retry[T](fn: Callable[[], T], attempts: int = 4) -> T:
     raise AssertionError("unreachable")
 
 
-def _on_commit(fn: Callable[[], Any]) -> None:
-    # A wake-up the broker refuses is logged, not raised: the row's state is committed
-    # and requeue_stuck finds it.
-    transaction.on_commit(fn, robust=True)
-
-
-def _enqueue_download(pk: int, countdown: float | None = None) -> None:
-    from generations.tasks import download_generation
-
-    if countdown:
-        _on_commit(lambda: download_generation.apply_async((pk,), countdown=countdown))
-    else:
-        _on_commit(lambda: download_generation.delay(pk))
-
-
 def record_key_use(key_id: int | None, error: str = "") -> None:
     """When the key was last used and what its provider last said (the team's keys page shows both)."""
     if key_id is None:

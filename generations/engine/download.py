@@ -29,9 +29,9 @@ from django.utils import timezone
 
 from accounts import credits
 from generations import mediafiles
+from generations.engine import wakeups
 from generations.engine.common import (
     EngineError,
-    _enqueue_download,
     backoff_seconds,
     credentials_for,
     db_retry,
@@ -249,7 +249,7 @@ def _download_retry(generation: Generation, model: ModelSpec, message: str) -> s
             moved = Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
                 error_count=F("error_count") + 1, next_poll_at=timezone.now() + timedelta(seconds=delay))
             if moved:
-                _enqueue_download(generation.pk, countdown=delay)
+                wakeups.send_on_commit(wakeups.DOWNLOAD, generation.pk, countdown=delay)
 
     db_retry(reschedule)
     logger.info("generation %s: download failed (%s); retrying in %.1fs", generation.pk, message, delay)

@@ -34,9 +34,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from generations.engine import wakeups
 from generations.engine.common import (
     EngineError,
-    _enqueue_download,
     backoff_seconds,
     credentials_for,
     db_retry,
@@ -289,7 +289,7 @@ def apply_progress(generation: Generation, progress: Progress, model: ModelSpec)
                                              actual_cost=progress.cost, progress=100, next_poll_at=now,
                                              started_at=generation.started_at or now)
                     if moved:
-                        _enqueue_download(pk)
+                        wakeups.send_on_commit(wakeups.DOWNLOAD, pk)
 
             db_retry(to_download)
         case State.FAILED | State.CANCELLED:

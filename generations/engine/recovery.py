@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from generations.engine import wakeups
 from generations.engine.submit import mark_lost, submit_lease
 from generations.models import IN_FLIGHT, Generation, Status
 
@@ -22,14 +23,12 @@ STUCK_QUEUED = timedelta(seconds=60)
 
 def requeue_stuck(now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     """Find rows whose wake-up was lost or whose worker died, and move them on (pretix style)."""
-    from generations.tasks import download_generation, submit_generation
-
     now = now or timezone.now()
     counts = {"submit": 0, "lost": 0, "download": 0, "poll": 0}
     unclaimed = (Generation.objects.filter(status=Status.QUEUED, claimed_at__isnull=True, created__lt=now - STUCK_QUEUED)
                  .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)).values_list("pk", flat=True)[:limit])
     for pk in unclaimed:
-        submit_generation.delay(pk)
+        wakeups.send(wakeups.SUBMIT, pk)
         counts["submit"] += 1
     abandoned = Generation.objects.filter(status=Status.QUEUED, claimed_at__lt=now - submit_lease(),
                                           provider_job_id="").values_list("pk", "claimed_at")[:limit]
@@ -39,7 +38,7 @@ def requeue_stuck(now: datetime | None = None, limit: int = 500) -> dict[str, in
                .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lt=now - STUCK_QUEUED))
                .values_list("pk", flat=True)[:limit])
     for pk in stalled:
-        download_generation.delay(pk)
+        wakeups.send(wakeups.DOWNLOAD, pk)
         counts["download"] += 1
     counts["poll"] = Generation.objects.filter(status__in=IN_FLIGHT, next_poll_at__isnull=True).update(next_poll_at=now)
     return counts

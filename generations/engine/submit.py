@@ -35,9 +35,9 @@ from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from generations.engine import wakeups
 from generations.engine.common import (
     EngineError,
-    _on_commit,
     backoff_seconds,
     credentials_for,
     db_retry,
@@ -256,9 +256,7 @@ def _submit_error(generation: Generation, exc: ProviderError, claimed_at: dateti
                 claimed_at=None, error_count=F("error_count") + 1,
                 next_poll_at=timezone.now() + timedelta(seconds=delay))
             if moved:
-                from generations.tasks import submit_generation
-
-                _on_commit(lambda: submit_generation.apply_async((pk,), countdown=delay))
+                wakeups.send_on_commit(wakeups.SUBMIT, pk, countdown=delay)
             return moved
 
     db_retry(reschedule)
