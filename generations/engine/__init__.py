@@ -5,6 +5,7 @@
     download.py   downloading → succeeded: fetch, check and store the outputs, capture the cost
     recovery.py   the sweep: rows whose wake-up was lost or whose worker died
     common.py     what the stages share: the job's key and model, backoff, the writes
+    wakeups.py    the Celery tasks the engine wakes, named (never imported)
 
 The Celery tasks (``generations.tasks``) are thin wake-ups that call these
 modules with a primary key; the engine never imports them back.

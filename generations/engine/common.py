@@ -1,10 +1,11 @@
 """What every stage of the engine shares: the job's key and model, backoff, and the writes.
 
-Every write below is a compare-and-swap on ``Generation.status`` (see
-``generations.engine``) and retried on a fresh connection when the database
-drops one (``db_retry``). ``fail`` is the one way a stage ends a job
-``failed``; with ``release`` the reservation goes back to the wallet in the
-same transaction, without it the credits are held for an admin's review.
+A write to a job is a compare-and-swap on ``Generation.status`` (see
+``generations.engine``), run through ``db_retry`` so that a dropped database
+connection is reopened and the write tried again. ``fail`` ends a job
+``failed`` if it is still where the stage found it: with ``release`` its
+reservation goes back to the wallet in the same transaction, without it the
+credits are held for an admin's review.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ threads do HTTP only; the calling thread writes the results, one UPDATE per
 job, as they come back.
 
 An answer moves the row on (``apply_progress``, which a synchronous submit
-uses too): still working, to ``running`` with the next poll due; done, to
-``downloading`` with a wake-up for the download worker; failed or cancelled
-by the provider, the reservation released; past its deadline, ``expired``
-and held for review.
+uses too): still working, ``submitted`` or ``running`` with the next poll
+due; done, ``downloading`` with a wake-up for the download worker; failed or
+cancelled by the provider, the reservation released; past its deadline,
+``expired`` and held for review.
 """
 
 from __future__ import annotations
