@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from accounts.credits import services as credits
 from accounts.models import Membership
-from generations import engine
+from generations.engine.download import download
+from generations.engine.poll import poll_due
+from generations.engine.submit import submit
 from generations.models import IN_FLIGHT, TERMINAL, Generation, Status
 from generations.services import create_generation
 from tests.brokers import use_broker
@@ -54,14 +56,14 @@ def drive(pk: int, *, timeout: float = 20.0, until=TERMINAL) -> Generation:
         if generation.status in until:
             return generation
         if generation.status == Status.QUEUED:
-            engine.submit(pk)
+            submit(pk)
         elif generation.status in IN_FLIGHT:
             make_due(pk)
-            engine.poll_due()
+            poll_due()
             time.sleep(0.05)
         elif generation.status == Status.DOWNLOADING:
             make_due(pk)
-            engine.download(pk)
+            download(pk)
     raise AssertionError(f"generation {pk} still {Generation.objects.get(pk=pk).status} after {timeout}s")
 
 
