@@ -38,7 +38,7 @@ from generations.engine.recovery import requeue_stuck
 from generations.models import IN_FLIGHT, TERMINAL, Generation, Status
 from generations.services import create_generation
 from tests.brokers import use_broker
-from tests.generations.engine.conftest import IMAGE, VIDEO
+from tests.generations.conftest import IMAGE, VIDEO
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 

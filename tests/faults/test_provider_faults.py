@@ -233,7 +233,7 @@ def test_a_poison_job_ends_failed_after_bounded_attempts_and_never_blocks_the_ot
         membership, team, sandbox, sandbox_key, monkeypatch, fault_report):
     from generations.providers.registry import PROVIDERS, get_provider
     from generations.services import create_generation
-    from tests.generations.engine.conftest import VIDEO
+    from tests.generations.conftest import VIDEO
 
     monkeypatch.setitem(PROVIDERS, "poison", "tests.generations.engine.poison.PoisonProvider")  # its poll always raises
     get_provider.cache_clear()
