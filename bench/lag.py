@@ -60,8 +60,8 @@ def _submit_batch(provider, model, params, creds, count: int) -> list[str]:
 
 
 def _insert_submitted(team, member, key, prompt, model, params, job_ids: list[str], provider) -> None:
-    """The rows exactly as ``engine.submit`` leaves them after the provider accepted the job."""
-    from generations.engine import _jitter
+    """The rows exactly as ``engine.submit.submit`` leaves them after the provider accepted the job."""
+    from generations.engine.common import jitter
     from generations.models import Generation, Status
 
     now = datetime.now(UTC)
@@ -71,14 +71,15 @@ def _insert_submitted(team, member, key, prompt, model, params, job_ids: list[st
         Generation(team=team, author=member.user, prompt=prompt, provider="shark", model=model.id, kind="video",
                    operation=OPERATION, params=params, provider_key=key, status=Status.SUBMITTED,
                    provider_job_id=job_id, submitted_at=now, claimed_at=now,
-                   next_poll_at=now + timedelta(seconds=_jitter(model.poll_interval)), deadline=deadline,
+                   next_poll_at=now + timedelta(seconds=jitter(model.poll_interval)), deadline=deadline,
                    estimated_cost=estimate)
         for job_id in job_ids], batch_size=500)
 
 
 def _download_reference(sandbox, team, member, key, prompt, model, params, provider, creds) -> float:
     """Seconds to fetch, check and store one finished job's video on an idle system (median of 5)."""
-    from generations import engine
+    from generations.engine.download import download
+    from generations.engine.poll import poll_one
     from generations.models import Generation
 
     sandbox.control(duration=0.2, duration_range=None)
@@ -87,9 +88,9 @@ def _download_reference(sandbox, team, member, key, prompt, model, params, provi
     time.sleep(0.5)
     timings = []
     for pk in Generation.objects.filter(provider_job_id__in=job_ids).values_list("pk", flat=True):
-        engine.poll_one(pk)
+        poll_one(pk)
         started = time.perf_counter()
-        outcome = engine.download(pk)
+        outcome = download(pk)
         timings.append(time.perf_counter() - started)
         assert outcome == "succeeded", outcome
     Generation.objects.filter(provider_job_id__in=job_ids).delete()

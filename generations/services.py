@@ -435,7 +435,7 @@ def cancel_generation(generation: Generation, *, actor) -> str:
     provider = get_provider(generation.provider)
     if not provider.supports_cancel:
         return provider.cancel_help or f"{name} cannot cancel a job once it is sent."
-    from generations.engine import credentials_for, model_for
+    from generations.engine.common import credentials_for, model_for
 
     try:
         outcome = provider.cancel(generation.provider_job_id, credentials_for(generation), model=model_for(generation))

@@ -6,6 +6,10 @@ only error retried here is the database going away (``OperationalError`` /
 ``InterfaceError``): the row is untouched and trying again is safe. Anything
 else is a bug: it is logged and the row is picked up again by its lease or by
 ``requeue_stuck``; no blanket retry.
+
+The engine never imports this module: it wakes ``submit_generation`` and
+``download_generation`` by name (``generations.engine.wakeups``), the names
+they are registered under here.
 """
 
 from __future__ import annotations
@@ -14,34 +18,34 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from generations import engine
+from generations.engine import download, poll, recovery, submit, wakeups
 
 DB_ERRORS = (OperationalError, InterfaceError)
 _retry = {"autoretry_for": DB_ERRORS, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
 
 
-@shared_task(name="generations.tasks.submit_generation", **_retry)
+@shared_task(name=wakeups.SUBMIT, **_retry)  # generations.tasks.submit_generation
 def submit_generation(generation_id: int) -> str:
-    return engine.submit(generation_id)
+    return submit.submit(generation_id)
 
 
 @shared_task(name="generations.tasks.poll_due", ignore_result=True, **_retry)
 def poll_due() -> int:
     # Poll what falls due during most of this tick on time; the rest of the tick is slack
     # so the worker's other process is free for submits and the next tick finds it idle.
-    return engine.poll_due(linger_seconds=0.8 * settings.KILN_POLL_TICK_SECONDS)
+    return poll.poll_due(linger_seconds=0.8 * settings.KILN_POLL_TICK_SECONDS)
 
 
 @shared_task(name="generations.tasks.poll_generation", **_retry)
 def poll_generation(generation_id: int) -> str:
-    return engine.poll_one(generation_id)
+    return poll.poll_one(generation_id)
 
 
-@shared_task(name="generations.tasks.download_generation", **_retry)
+@shared_task(name=wakeups.DOWNLOAD, **_retry)  # generations.tasks.download_generation
 def download_generation(generation_id: int) -> str:
-    return engine.download(generation_id)
+    return download.download(generation_id)
 
 
 @shared_task(name="generations.tasks.requeue_stuck", **_retry)
 def requeue_stuck() -> dict[str, int]:
-    return engine.requeue_stuck()
+    return recovery.requeue_stuck()

@@ -19,8 +19,8 @@ with Redis): one wake-up per generation per ``WAKE_INTERVAL`` seconds
 
 Input files: ``GET /inputs/<signed token>/`` (``generations:input_file``) serves
 a generation's input (a first frame, a reference image, a source video) to a
-provider that fetches inputs by URL. The token is signed (``engine.input_token``)
-and expires after ``engine.INPUT_URL_MAX_AGE``; it names one InputMedia of one
+provider that fetches inputs by URL. The token is signed (``engine.submit.input_token``)
+and expires after ``engine.submit.INPUT_URL_MAX_AGE``; it names one InputMedia of one
 generation, and only while that generation has not ended.
 """
 
@@ -37,7 +37,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from generations import engine
+from generations.engine.submit import input_from_token
 from generations.models import IN_FLIGHT, TERMINAL, Generation
 from generations.providers.registry import PROVIDERS
 from generations.serving import serve_file
@@ -75,7 +75,7 @@ def webhook(request: HttpRequest, provider: str, token: str) -> HttpResponse:
 
 
 def input_file(request: HttpRequest, token: str) -> HttpResponse:
-    item = engine.input_from_token(token)
+    item = input_from_token(token)
     if item is None or item.generation.status in TERMINAL:
         raise Http404("No such input.")
     response = serve_file(request, item.file, item.mime_type, private=False)

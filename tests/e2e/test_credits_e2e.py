@@ -6,7 +6,7 @@ submitted, and after it finishes the balance and My usage show the real cost.
 Also screenshots of the usage pages (/tmp/shots-r7/, KILN_SHOTS_DIR to change).
 
 The engine runs in-process for real: submit and download tasks run eagerly on
-commit, and a thread calls ``engine.poll_due()`` in place of the beat.
+commit, and a thread calls the engine's ``poll_due()`` in place of the beat.
 """
 
 import datetime as dt
@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.credits.models import LedgerEntry, Wallet
 from accounts.credits.services import capture, release
 from accounts.models import Role
-from generations import engine
+from generations.engine.poll import poll_due
 from generations.models import Generation, Status
 from tests.accounts.credits.conftest import make_generation
 from tests.conftest import PASSWORD, make_member
@@ -48,7 +48,7 @@ def running_engine(settings):
     def beat():
         while not stop.is_set():
             try:
-                engine.poll_due()
+                poll_due()
             except Exception:
                 logger.exception("poll_due failed in the test beat")
             finally:

@@ -2,7 +2,7 @@
 sandbox providers; both cards appear without a page reload and finish; the video plays.
 
 The engine runs in-process, for real: submit and download tasks run eagerly (on
-commit, as a worker would run them), and the test calls ``engine.poll_due()``
+commit, as a worker would run them), and the test calls the engine's ``poll_due()``
 every half second in place of the beat. Screenshots go to
 /tmp/shots-r5/ (KILN_SHOTS_DIR to change it).
 """
@@ -18,7 +18,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from accounts.credits.models import Wallet
-from generations import engine
+from generations.engine.poll import poll_due
 from generations.models import Generation, Status
 from tests.generations.studio.conftest import GPT_IMAGE, WAN
 
@@ -62,12 +62,12 @@ def eager_tasks():
 
 
 def run_engine_until(page, script, timeout=120_000):
-    """Be the beat: call ``engine.poll_due()`` every half second until ``script`` (a JS
+    """Be the beat: call the engine's ``poll_due()`` every half second until ``script`` (a JS
     function evaluated in the page) is true. From the test's own thread, so SQLite's
     in-memory test database is shared with the live server as Django arranges it."""
     deadline = time.monotonic() + timeout / 1000
     while True:
-        engine.poll_due()
+        poll_due()
         if page.evaluate(script):
             return
         if time.monotonic() > deadline:

@@ -164,7 +164,7 @@ def shark(team, sandbox, sandbox_key):
 def make(membership, shark):
     """make(prompt, model=VIDEO, **params) -> a queued Generation (prompts should differ per job)."""
     from generations.services import create_generation
-    from tests.generations.engine.conftest import VIDEO
+    from tests.generations.conftest import VIDEO
 
     def make(prompt: str, model: str = VIDEO, **params):
         operation = "text-to-video" if model == VIDEO else "text-to-image"

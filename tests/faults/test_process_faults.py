@@ -10,7 +10,7 @@ new worker and the periodic sweep (``requeue_stuck``) recover, and
 once, and the ledger exact.
 
 Leases are minutes long in production (a killed poll is retried after
-``engine.POLL_LEASE``, a killed download after ``DOWNLOAD_LEASE``); ``jump_clock``
+``poll.POLL_LEASE``, a killed download after ``download.DOWNLOAD_LEASE``); ``jump_clock``
 stands in for that wait: it makes the leased rows due and runs the sweep as it
 would run a few minutes later.
 """
@@ -34,11 +34,11 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from generations import engine
+from generations.engine.recovery import requeue_stuck
 from generations.models import IN_FLIGHT, TERMINAL, Generation, Status
 from generations.services import create_generation
 from tests.brokers import use_broker
-from tests.generations.engine.conftest import IMAGE, VIDEO
+from tests.generations.conftest import IMAGE, VIDEO
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 
@@ -212,7 +212,7 @@ def jump_clock(minutes: float = 3) -> dict[str, int]:
     now = timezone.now()
     Generation.objects.filter(Q(status__in=IN_FLIGHT) | Q(status=Status.DOWNLOADING), next_poll_at__gt=now).update(
         next_poll_at=now)
-    return engine.requeue_stuck(now=now + timedelta(minutes=minutes))
+    return requeue_stuck(now=now + timedelta(minutes=minutes))
 
 
 def recover(workers, pks, timeout: float = 60) -> None:

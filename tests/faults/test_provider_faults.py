@@ -1,6 +1,6 @@
 """Provider faults, injected by the Shark sandbox over real HTTP, survived by the real engine.
 
-Each test drives ``engine.submit`` / ``engine.poll_due`` / ``engine.download`` the
+Each test drives the engine's ``submit`` / ``poll_due`` / ``download`` the
 way a worker does (tests/generations/engine/conftest.py ``drive``) and ends with
 ``fault_report``: every job terminal, nothing lost or sent twice, ledger exact.
 """
@@ -14,7 +14,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.credits import services as credits
-from generations import engine
+from generations.engine.download import MAX_DOWNLOAD_ATTEMPTS, _media_dir, download
+from generations.engine.poll import MAX_POLL_CRASHES, poll_due
+from generations.engine.recovery import requeue_stuck
+from generations.engine.submit import submit
 from generations.models import Generation, Media, Status
 from tests.generations.engine.conftest import IMAGE, drive, make_due
 
@@ -30,20 +33,20 @@ def poll_path(generation) -> str:
 
 def poll_once(generation) -> Generation:
     make_due(generation.pk)
-    engine.poll_due()
+    poll_due()
     return Generation.objects.get(pk=generation.pk)
 
 
 def test_a_429_with_retry_after_puts_the_next_poll_after_it_and_the_job_still_finishes(make, sandbox, fault_report):
     generation = make("fault 429")
-    engine.submit(generation.pk)
+    submit(generation.pk)
     sandbox.fault(poll_path(generation), status=429, headers={"Retry-After": "20"},
                   json={"error": {"message": "Rate limit reached, slow down.", "type": "rate_limit"}})
     before = timezone.now()
     generation = poll_once(generation)
     assert generation.status in (Status.SUBMITTED, Status.RUNNING)
     assert generation.next_poll_at - before >= timedelta(seconds=20)
-    assert engine.poll_due() == 0  # not due before Retry-After has passed
+    assert poll_due() == 0  # not due before Retry-After has passed
     assert drive(generation.pk).status == Status.SUCCEEDED
     fault_report("poll 429 + Retry-After", [generation], sandbox)
 
@@ -51,7 +54,7 @@ def test_a_429_with_retry_after_puts_the_next_poll_after_it_and_the_job_still_fi
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors_while_polling_are_retried_with_growing_backoff(make, sandbox, fault_report, status):
     generation = make(f"fault poll {status}")
-    engine.submit(generation.pk)
+    submit(generation.pk)
     sandbox.fault(poll_path(generation), status=status, count=3)
     delays = []
     for _ in range(3):
@@ -68,7 +71,7 @@ def test_server_errors_while_polling_are_retried_with_growing_backoff(make, sand
 def test_a_submit_answered_with_a_server_error_is_sent_again_once_and_only_once(make, sandbox, fault_report, status):
     sandbox.fault(VIDEOS, method="POST", status=status)
     generation = make(f"fault submit {status}")
-    assert engine.submit(generation.pk) == "retrying"
+    assert submit(generation.pk) == "retrying"
     Generation.objects.filter(pk=generation.pk).update(next_poll_at=timezone.now())
     assert drive(generation.pk).status == Status.SUCCEEDED
     fault_report(f"submit {status}", [generation], sandbox)
@@ -79,7 +82,7 @@ def test_a_submit_answered_with_a_server_error_is_sent_again_once_and_only_once(
                          ids=["truncated", "not-json"])
 def test_a_poll_answer_that_is_cut_or_not_json_is_retried(make, sandbox, fault_report, spec):
     generation = make(f"fault poll body {next(iter(spec))}")
-    engine.submit(generation.pk)
+    submit(generation.pk)
     sandbox.fault(poll_path(generation), count=2, **spec)
     generation = poll_once(generation)
     assert generation.status in (Status.SUBMITTED, Status.RUNNING)
@@ -91,8 +94,8 @@ def test_a_poll_answer_that_is_cut_or_not_json_is_retried(make, sandbox, fault_r
 def test_a_submit_answer_cut_after_the_provider_accepted_is_never_sent_again(make, sandbox, fault_report):
     sandbox.fault(VIDEOS, method="POST", truncate=True)  # the job is created, the answer is half a JSON
     generation = make("fault submit truncated")
-    assert engine.submit(generation.pk) == "lost"
-    engine.requeue_stuck(now=timezone.now() + timedelta(hours=1))
+    assert submit(generation.pk) == "lost"
+    requeue_stuck(now=timezone.now() + timedelta(hours=1))
     generation.refresh_from_db()
     assert (generation.status, generation.needs_review) == (Status.EXPIRED, True)
     assert "not re-sent" in generation.error
@@ -103,7 +106,7 @@ def test_a_submit_answer_cut_after_the_provider_accepted_is_never_sent_again(mak
 def test_an_unknown_status_string_keeps_the_job_running_until_the_provider_makes_sense(make, sandbox, fault_report):
     sandbox.control(duration=30)
     generation = make("fault unknown status")
-    engine.submit(generation.pk)
+    submit(generation.pk)
     job_id = Generation.objects.get(pk=generation.pk).provider_job_id
     sandbox.job(job_id, raw_status="warming_up_gpus")
     for _ in range(3):
@@ -119,7 +122,7 @@ def test_an_unknown_status_string_keeps_the_job_running_until_the_provider_makes
 def test_an_unknown_status_that_never_normalizes_expires_at_the_deadline(make, sandbox, fault_report):
     sandbox.control(duration=30)
     generation = make("fault unknown status forever")
-    engine.submit(generation.pk)
+    submit(generation.pk)
     sandbox.job(Generation.objects.get(pk=generation.pk).provider_job_id, raw_status="???")
     assert poll_once(generation).status == Status.RUNNING
     Generation.objects.filter(pk=generation.pk).update(deadline=timezone.now() - timedelta(seconds=1))
@@ -133,7 +136,7 @@ def test_an_unknown_status_that_never_normalizes_expires_at_the_deadline(make, s
 def test_a_job_that_vanishes_at_the_provider_ends_failed_in_the_providers_words(make, sandbox, fault_report):
     sandbox.control(duration=30)
     generation = make("fault vanished")
-    engine.submit(generation.pk)
+    submit(generation.pk)
     job_id = Generation.objects.get(pk=generation.pk).provider_job_id
     sandbox.job(job_id, state="vanished")
     generation = poll_once(generation)
@@ -148,7 +151,7 @@ def test_a_job_that_vanishes_at_the_provider_ends_failed_in_the_providers_words(
 def stored_files(generation) -> list[Path]:
     from django.conf import settings
 
-    folder = Path(settings.MEDIA_ROOT) / engine._media_dir(Generation.objects.select_related("team").get(pk=generation.pk))
+    folder = Path(settings.MEDIA_ROOT) / _media_dir(Generation.objects.select_related("team").get(pk=generation.pk))
     return sorted(folder.glob("*")) if folder.exists() else []
 
 
@@ -156,7 +159,7 @@ def test_a_connection_reset_mid_download_is_retried_and_the_file_is_whole(make, 
     generation = make("fault reset mid download")
     drive(generation.pk, until={Status.DOWNLOADING})
     sandbox.fault(r"^/media/", reset_after=4096)
-    assert engine.download(generation.pk) == "retrying"
+    assert download(generation.pk) == "retrying"
     assert drive(generation.pk).status == Status.SUCCEEDED
     media = Media.objects.get(generation=generation)
     assert media.bytes > 4096
@@ -170,7 +173,7 @@ def test_a_media_url_that_expired_is_replaced_by_a_fresh_one_from_a_re_poll(make
     old_url = Generation.objects.get(pk=generation.pk).output_urls[0]["url"]
     time.sleep(1.2)
     sandbox.control(media_ttl=300)
-    assert engine.download(generation.pk) == "succeeded"
+    assert download(generation.pk) == "succeeded"
     generation.refresh_from_db()
     assert generation.output_urls[0]["url"] != old_url
     fault_report("media URL expired", [generation], sandbox)
@@ -182,7 +185,7 @@ def test_a_download_that_never_ends_is_stopped_by_the_deadline_and_retried(make,
     drive(generation.pk, until={Status.DOWNLOADING})
     sandbox.fault(r"^/media/", trickle=True, trickle_interval=0.05, trickle_bytes=64)
     started = time.monotonic()
-    assert engine.download(generation.pk) == "retrying"
+    assert download(generation.pk) == "retrying"
     assert time.monotonic() - started < 5
     assert Generation.objects.get(pk=generation.pk).error_count == 1
     assert drive(generation.pk).status == Status.SUCCEEDED
@@ -196,7 +199,7 @@ def test_a_download_that_trickles_every_time_fails_after_bounded_attempts(make, 
     sandbox.fault(r"^/media/", trickle=True, trickle_interval=0.05, trickle_bytes=16, count=20)
     generation = drive(generation.pk, timeout=30)
     assert (generation.status, generation.needs_review) == (Status.FAILED, True)
-    assert f"after {engine.MAX_DOWNLOAD_ATTEMPTS} attempts" in generation.error
+    assert f"after {MAX_DOWNLOAD_ATTEMPTS} attempts" in generation.error
     assert stored_files(generation) == []
     fault_report("trickling download, every attempt", [generation], sandbox)
 
@@ -230,7 +233,7 @@ def test_a_poison_job_ends_failed_after_bounded_attempts_and_never_blocks_the_ot
         membership, team, sandbox, sandbox_key, monkeypatch, fault_report):
     from generations.providers.registry import PROVIDERS, get_provider
     from generations.services import create_generation
-    from tests.generations.engine.conftest import VIDEO
+    from tests.generations.conftest import VIDEO
 
     monkeypatch.setitem(PROVIDERS, "poison", "tests.generations.engine.poison.PoisonProvider")  # its poll always raises
     get_provider.cache_clear()
@@ -244,22 +247,22 @@ def test_a_poison_job_ends_failed_after_bounded_attempts_and_never_blocks_the_ot
         good = [create_generation(membership=membership, provider_id="shark", model_id=IMAGE,
                                   operation="text-to-image", prompt=f"good neighbour {i}") for i in range(3)]
         for g in [bad, *good]:
-            engine.submit(g.pk)
+            submit(g.pk)
         ticks = 0
         while Generation.objects.get(pk=bad.pk).status not in (Status.FAILED,) and ticks < 50:
             for g in [bad, *good]:
                 make_due(g.pk)
-            engine.poll_due()  # the poison job and the good ones share every batch
+            poll_due()  # the poison job and the good ones share every batch
             for g in good:
                 if Generation.objects.get(pk=g.pk).status == Status.DOWNLOADING:
-                    engine.download(g.pk)
+                    download(g.pk)
             ticks += 1
         good = [drive(g.pk) for g in good]
         bad.refresh_from_db()
     finally:
         get_provider.cache_clear()
-    assert ticks == engine.MAX_POLL_CRASHES
+    assert ticks == MAX_POLL_CRASHES
     assert [g.status for g in good] == [Status.SUCCEEDED] * 3
     assert (bad.status, bad.needs_review) == (Status.FAILED, True)
-    assert f"after {engine.MAX_POLL_CRASHES} attempts (KeyError)" in bad.error
+    assert f"after {MAX_POLL_CRASHES} attempts (KeyError)" in bad.error
     fault_report("poison job (adapter always raises)", [bad, *good], sandbox)

@@ -141,7 +141,7 @@ def eager_celery():
 def test_a_callback_polls_sealink_and_sealink_decides(client, owner, team, sandbox, sandbox_key, settings,
                                                       eager_celery, django_capture_on_commit_callbacks):
     from accounts.models import Membership
-    from generations import engine
+    from generations.engine.submit import submit
     from generations.services import create_generation
 
     settings.KILN_PUBLIC_URL = "https://kiln.example"
@@ -150,7 +150,7 @@ def test_a_callback_polls_sealink_and_sealink_decides(client, owner, team, sandb
     with django_capture_on_commit_callbacks():
         generation = create_generation(membership=membership, provider_id="sealink", model_id="wan2.6-t2v",
                                        operation="text-to-video", prompt="A serene lake at sunset")
-    engine.submit(generation.pk)
+    submit(generation.pk)
     generation.refresh_from_db()
     assert len(generation.webhook_token) >= 40
     sent = sandbox.job(generation.provider_job_id)

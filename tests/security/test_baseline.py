@@ -304,7 +304,8 @@ def test_an_api_key_never_appears_in_pages_logs_errors_or_task_messages(
         team, owner, sandbox, sandbox_key, caplog, tmp_path, django_capture_on_commit_callbacks):
     """A job runs end to end with a known key (and one the provider refuses, echoing the key in its
     error); the key is looked for everywhere a person or a log could see it."""
-    from generations import engine
+    from generations.engine.recovery import requeue_stuck
+    from generations.engine.submit import submit
     from generations.services import create_generation
     from tests.brokers import celery_conf, use_broker
     from tests.generations.engine.conftest import IMAGE, drive
@@ -332,9 +333,9 @@ def test_an_api_key_never_appears_in_pages_logs_errors_or_task_messages(
                                         operation="text-to-image", prompt="a refused canary",
                                         params={"quality": "low", "size": "1024x1024"})
         with django_capture_on_commit_callbacks(execute=True):
-            engine.submit(refused.pk)
+            submit(refused.pk)
             drive(ok.pk)
-            engine.requeue_stuck(now=timezone.now() + timedelta(hours=1))
+            requeue_stuck(now=timezone.now() + timedelta(hours=1))
         messages = [p.read_bytes() for p in queue.iterdir()]
     assert len(messages) >= 3, "the test should have queued task messages"
     for raw in messages:

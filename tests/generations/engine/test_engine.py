@@ -13,7 +13,11 @@ from PIL import Image
 
 from accounts.credits import services as credits
 from accounts.credits.models import LedgerEntry
-from generations import engine
+from generations.engine.common import BACKOFF_CAP, backoff_seconds, credentials_for, model_for
+from generations.engine.download import download
+from generations.engine.poll import MAX_POLL_CRASHES, _claim_due, poll_due
+from generations.engine.recovery import requeue_stuck
+from generations.engine.submit import build_job, claim_for_submit, submit
 from generations.models import Generation, Status
 from generations.providers.registry import PROVIDERS, get_provider
 from generations.services import create_generation
@@ -92,19 +96,19 @@ def test_a_prompt_refused_at_submit_fails_at_once_with_the_moderation_message(ma
 
 def test_of_two_workers_claiming_one_job_only_one_wins(make, sandbox):
     generation = make()
-    assert engine.claim_for_submit(generation.pk) is not None
-    assert engine.claim_for_submit(generation.pk) is None
-    assert engine.submit(generation.pk) == "not claimed"
+    assert claim_for_submit(generation.pk) is not None
+    assert claim_for_submit(generation.pk) is None
+    assert submit(generation.pk) == "not claimed"
     assert submissions(sandbox) == 0
 
 
 def test_of_two_poll_ticks_only_one_claims_a_due_job(make, sandbox):
     sandbox.control(duration=30)
     generation = make()
-    engine.submit(generation.pk)
+    submit(generation.pk)
     make_due(generation.pk)
-    first = engine._claim_due(timezone.now(), 10)
-    second = engine._claim_due(timezone.now(), 10)
+    first = _claim_due(timezone.now(), 10)
+    second = _claim_due(timezone.now(), 10)
     assert [g.pk for g in first] == [generation.pk]
     assert second == []
 
@@ -112,15 +116,15 @@ def test_of_two_poll_ticks_only_one_claims_a_due_job(make, sandbox):
 def test_a_worker_dying_between_submit_and_saving_the_job_id_never_causes_a_second_submit(make, sandbox, settings):
     generation = make()
     # The worker claims the row and sends the job; the provider accepts it...
-    claimed_at = engine.claim_for_submit(generation.pk)
+    claimed_at = claim_for_submit(generation.pk)
     row = Generation.objects.select_related("provider_key", "prompt").get(pk=generation.pk)
-    provider, model = get_provider("shark"), engine.model_for(row)
-    provider.submit(engine.build_job(row, provider, model), engine.credentials_for(row))
+    provider, model = get_provider("shark"), model_for(row)
+    provider.submit(build_job(row, provider, model), credentials_for(row))
     # ...and dies before saving the job id. The message is redelivered:
-    assert engine.submit(generation.pk) == "not claimed"
+    assert submit(generation.pk) == "not claimed"
     # The periodic sweep finds the abandoned claim once the submit lease is over.
     settings.KILN_SUBMIT_LEASE_SECONDS = 60
-    engine.requeue_stuck(now=claimed_at + timedelta(seconds=61))
+    requeue_stuck(now=claimed_at + timedelta(seconds=61))
 
     generation.refresh_from_db()
     assert submissions(sandbox) == 1
@@ -133,8 +137,8 @@ def test_a_worker_dying_between_submit_and_saving_the_job_id_never_causes_a_seco
 def test_an_answer_lost_after_the_provider_accepted_is_not_resent(make, sandbox):
     sandbox.fault(r"^/shark/api/v1/videos$", method="POST", reset=True, run=True)
     generation = make()
-    assert engine.submit(generation.pk) == "lost"
-    engine.requeue_stuck(now=timezone.now() + timedelta(hours=1))
+    assert submit(generation.pk) == "lost"
+    requeue_stuck(now=timezone.now() + timedelta(hours=1))
     generation.refresh_from_db()
     assert submissions(sandbox) == 1
     assert (generation.status, generation.needs_review) == (Status.EXPIRED, True)
@@ -155,7 +159,7 @@ def test_a_refused_key_fails_the_job_in_the_provider_s_words_and_says_what_to_do
                   body=json.dumps({"error": {"message": words, "type": "auth_error"}}),
                   headers={"Content-Type": "application/json"})
     generation = make()
-    assert engine.submit(generation.pk) == "refused"
+    assert submit(generation.pk) == "refused"
     generation.refresh_from_db()
     assert generation.status == Status.FAILED
     assert generation.error == f"Shark AI {context}"
@@ -169,11 +173,11 @@ def test_a_refused_key_fails_the_job_in_the_provider_s_words_and_says_what_to_do
 def test_a_submit_the_provider_refused_with_a_503_is_retried_and_sent_once(make, sandbox):
     sandbox.fault(r"^/shark/api/v1/videos$", method="POST", status=503)
     generation = make()
-    assert engine.submit(generation.pk) == "retrying"
+    assert submit(generation.pk) == "retrying"
     generation.refresh_from_db()
     assert (generation.status, generation.claimed_at, generation.error_count) == (Status.QUEUED, None, 1)
     assert generation.next_poll_at > timezone.now()
-    assert engine.submit(generation.pk) == "not claimed"  # not due yet
+    assert submit(generation.pk) == "not claimed"  # not due yet
     Generation.objects.filter(pk=generation.pk).update(next_poll_at=timezone.now())
     assert drive(generation.pk).status == Status.SUCCEEDED
     assert submissions(sandbox) == 1
@@ -186,13 +190,13 @@ def test_a_submit_the_provider_refused_with_a_503_is_retried_and_sent_once(make,
 def test_polls_back_off_on_errors_and_honour_retry_after(make, sandbox):
     sandbox.control(duration=60)
     generation = make()
-    engine.submit(generation.pk)
+    submit(generation.pk)
     poll_path = rf"^/shark/api/v1/videos/{Generation.objects.get(pk=generation.pk).provider_job_id}$"
 
     sandbox.fault(poll_path, status=429, headers={"Retry-After": "30"})
     make_due(generation.pk)
     start = timezone.now()
-    engine.poll_due()
+    poll_due()
     generation.refresh_from_db()
     assert generation.error_count == 1
     assert generation.next_poll_at - start >= timedelta(seconds=30)
@@ -202,15 +206,15 @@ def test_polls_back_off_on_errors_and_honour_retry_after(make, sandbox):
     for _ in range(3):
         make_due(generation.pk)
         start = timezone.now()
-        engine.poll_due()
+        poll_due()
         generation.refresh_from_db()
         delays.append((generation.next_poll_at - start).total_seconds())
     assert generation.error_count == 4
-    assert delays[0] < delays[1] < delays[2] <= engine.BACKOFF_CAP * 1.2
+    assert delays[0] < delays[1] < delays[2] <= BACKOFF_CAP * 1.2
     assert generation.status in (Status.SUBMITTED, Status.RUNNING)
 
     make_due(generation.pk)
-    engine.poll_due()  # the provider answers again: back to its cadence
+    poll_due()  # the provider answers again: back to its cadence
     generation.refresh_from_db()
     assert generation.error_count == 0
     assert (generation.next_poll_at - timezone.now()).total_seconds() <= 4.0 * 1.1 + 1
@@ -219,11 +223,11 @@ def test_polls_back_off_on_errors_and_honour_retry_after(make, sandbox):
 def test_a_job_past_its_deadline_expires_honestly_and_keeps_its_reservation(make, sandbox):
     sandbox.control(duration=60)
     generation = make()
-    engine.submit(generation.pk)
+    submit(generation.pk)
     Generation.objects.filter(pk=generation.pk).update(deadline=timezone.now() - timedelta(seconds=1),
                                                        submitted_at=timezone.now() - timedelta(minutes=12))
     make_due(generation.pk)
-    engine.poll_due()
+    poll_due()
     generation.refresh_from_db()
     assert (generation.status, generation.needs_review) == (Status.EXPIRED, True)
     assert generation.error.startswith("No result from Shark AI after 12 minutes; the provider may still finish")
@@ -245,19 +249,19 @@ def test_a_poison_job_fails_after_bounded_attempts_without_blocking_the_others(
                                 operation="text-to-video", prompt="poison")
         good = create_generation(membership=membership, provider_id="shark", model_id=VIDEO,
                                  operation="text-to-video", prompt="good")
-        engine.submit(bad.pk)
-        engine.submit(good.pk)
-        for _ in range(engine.MAX_POLL_CRASHES + 2):
+        submit(bad.pk)
+        submit(good.pk)
+        for _ in range(MAX_POLL_CRASHES + 2):
             make_due(bad.pk)
             make_due(good.pk)
-            engine.poll_due()
+            poll_due()
         good = drive(good.pk)
         bad.refresh_from_db()
     finally:
         get_provider.cache_clear()
     assert good.status == Status.SUCCEEDED
     assert bad.status == Status.FAILED and bad.needs_review
-    assert f"after {engine.MAX_POLL_CRASHES} attempts (KeyError)" in bad.error
+    assert f"after {MAX_POLL_CRASHES} attempts (KeyError)" in bad.error
     assert credits.held_for(bad) == bad.estimated_cost
     assert_ledger_consistent()
 
@@ -320,7 +324,7 @@ def test_a_download_cut_off_midway_is_retried_and_stored_whole_once(make, sandbo
     generation = make()
     drive(generation.pk, until={Status.DOWNLOADING})
     sandbox.fault(r"^/media/", reset_after=2000, count=1)
-    assert engine.download(generation.pk) == "retrying"
+    assert download(generation.pk) == "retrying"
     generation.refresh_from_db()
     assert (generation.status, generation.error_count) == (Status.DOWNLOADING, 1)
     generation = drive(generation.pk)
@@ -334,7 +338,7 @@ def test_a_download_cut_off_midway_is_retried_and_stored_whole_once(make, sandbo
 def test_running_the_download_again_after_success_changes_nothing(make, sandbox):
     generation = drive(make().pk)
     Generation.objects.filter(pk=generation.pk).update(status=Status.DOWNLOADING, next_poll_at=None)
-    assert engine.download(generation.pk) == "succeeded"  # a redelivered task after a crash before the last step
+    assert download(generation.pk) == "succeeded"  # a redelivered task after a crash before the last step
     media = generation.media.get()
     assert len(media.file.storage.listdir(media.file.name.rsplit("/", 1)[0])[1]) == 2
     assert LedgerEntry.objects.filter(generation_ref=generation.public_id, kind="capture").count() == 1
@@ -342,10 +346,10 @@ def test_running_the_download_again_after_success_changes_nothing(make, sandbox)
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap():
-    assert 3.2 <= engine.backoff_seconds(4.0, 0) <= 4.8
-    assert 12.8 <= engine.backoff_seconds(4.0, 2) <= 19.2
-    assert engine.backoff_seconds(4.0, 20) <= engine.BACKOFF_CAP * 1.2
-    assert engine.backoff_seconds(4.0, 0, retry_after=42) >= 42
+    assert 3.2 <= backoff_seconds(4.0, 0) <= 4.8
+    assert 12.8 <= backoff_seconds(4.0, 2) <= 19.2
+    assert backoff_seconds(4.0, 20) <= BACKOFF_CAP * 1.2
+    assert backoff_seconds(4.0, 0, retry_after=42) >= 42
 
 
 @pytest.mark.parametrize("status", ["running", "in_progress"])
@@ -358,7 +362,7 @@ def test_both_spellings_of_running_show_as_running(make, sandbox, status):
 def test_a_synchronous_image_goes_straight_from_submit_to_saving(make, sandbox):
     sandbox.control(shark_ignore_async=True)  # a relay that answers in Shark's synchronous shape
     generation = make(model="openai/gpt-image-2", n=1)
-    engine.submit(generation.pk)
+    submit(generation.pk)
     generation.refresh_from_db()
     assert generation.status == Status.DOWNLOADING
     assert drive(generation.pk).status == Status.SUCCEEDED
@@ -369,9 +373,9 @@ def test_one_tick_works_off_a_backlog_larger_than_its_batch(make, sandbox, setti
     sandbox.control(duration=60)
     pks = [make(prompt=f"job {i}").pk for i in range(5)]
     for pk in pks:
-        engine.submit(pk)
+        submit(pk)
         make_due(pk)
-    assert engine.poll_due(limit=2) == 5
+    assert poll_due(limit=2) == 5
     assert Generation.objects.filter(pk__in=pks, next_poll_at__lte=timezone.now()).count() == 0
 
 
@@ -381,14 +385,14 @@ def test_a_tick_that_lingers_polls_jobs_falling_due_during_it_on_time(make, sand
     sandbox.control(duration=60)
     soon, later = make(prompt="due soon"), make(prompt="due later")
     for g in (soon, later):
-        engine.submit(g.pk)
+        submit(g.pk)
     far = timezone.now() + timedelta(seconds=60)
     Generation.objects.filter(pk__in=[soon.pk, later.pk]).update(next_poll_at=far)
-    assert engine.poll_due() == 0  # without lingering: nothing due yet, back at once
+    assert poll_due() == 0  # without lingering: nothing due yet, back at once
 
     anchor, now = time.monotonic(), timezone.now()  # due times count from here, not from the call
     Generation.objects.filter(pk=soon.pk).update(next_poll_at=now + timedelta(seconds=0.4))
-    assert engine.poll_due(linger_seconds=1.5) == 1
+    assert poll_due(linger_seconds=1.5) == 1
     took = time.monotonic() - anchor
     paths = {g.pk: f"/shark/api/v1/videos/{Generation.objects.get(pk=g.pk).provider_job_id}" for g in (soon, later)}
     polled = {pk: [r["method"] for r in sandbox.requests() if r["path"] == path] for pk, path in paths.items()}
@@ -403,7 +407,7 @@ def test_the_sweep_wakes_jobs_whose_messages_were_lost(make, sandbox):
     drive(downloading.pk, until={Status.DOWNLOADING})
     Generation.objects.filter(pk=downloading.pk).update(next_poll_at=timezone.now() - timedelta(minutes=5))
     with broker("memory://") as app:
-        counts = engine.requeue_stuck(now=timezone.now() + timedelta(minutes=2))
+        counts = requeue_stuck(now=timezone.now() + timedelta(minutes=2))
         sent = set()
         with app.connection_for_read() as conn:
             for queue_name in ("poll", "download"):

@@ -6,12 +6,13 @@ import socket
 
 import pytest
 
-from generations import engine
+from generations.engine.submit import submit
 from generations.keys import services as keys
 from generations.keys.models import ProviderKey
 from generations.models import Status
 from generations.services import create_generation
-from tests.generations.engine.conftest import VIDEO, assert_ledger_consistent, drive
+from tests.generations.conftest import VIDEO
+from tests.generations.engine.conftest import assert_ledger_consistent, drive
 
 
 def shark_posts(sandbox) -> list[dict]:
@@ -93,7 +94,7 @@ def test_with_no_key_left_the_job_fails_in_the_providers_words(make, sandbox, sa
     ProviderKey.objects.filter(pk=working.pk).update(is_active=False)  # the only other key is disabled
     add(team, sandbox_key, "Production", "invalid", default=True)
     generation = make()
-    assert engine.submit(generation.pk) == "refused"
+    assert submit(generation.pk) == "refused"
     generation.refresh_from_db()
     assert generation.status == Status.FAILED
     assert generation.error.startswith("Shark AI did not accept this team's API key: Invalid API key provided.")
@@ -135,7 +136,7 @@ def test_a_members_mistake_fails_the_job_and_leaves_the_key_alone(membership, sa
     generation = create_generation(membership=membership, provider_id="sealink", model_id="wan2.6-t2v",
                                    operation="template-to-video", prompt="",
                                    params={"template_id": "tpl_does_not_exist", "variables": "place=Lisbon"})
-    assert engine.submit(generation.pk) == "refused"
+    assert submit(generation.pk) == "refused"
     generation.refresh_from_db()
     assert generation.status == Status.FAILED
     assert "Sealink has no prompt template 'tpl_does_not_exist'" in generation.error
@@ -147,7 +148,7 @@ def test_a_members_mistake_fails_the_job_and_leaves_the_key_alone(membership, sa
 
 def test_a_forgotten_job_is_not_a_key_problem(make, sandbox, working):
     generation = make()
-    engine.submit(generation.pk)
+    submit(generation.pk)
     generation.refresh_from_db()
     sandbox.job(generation.provider_job_id, state="vanished")
     done = drive(generation.pk)

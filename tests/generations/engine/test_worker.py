@@ -16,7 +16,8 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.credits import services as credits
-from generations import engine
+from generations.engine.poll import _claim_due
+from generations.engine.submit import claim_for_submit
 from generations.models import Generation, Status
 from generations.services import create_generation
 from tests.conftest import make_member
@@ -117,7 +118,7 @@ def test_of_many_workers_racing_to_claim_one_job_exactly_one_wins(transactional_
     def claim():
         barrier.wait()
         try:
-            wins.append(engine.claim_for_submit(generation.pk))
+            wins.append(claim_for_submit(generation.pk))
         finally:
             connection.close()
 
@@ -142,7 +143,7 @@ def test_concurrent_poll_ticks_share_due_jobs_without_overlap(transactional_db, 
     def tick():
         barrier.wait()
         try:
-            claimed.append([g.pk for g in engine._claim_due(timezone.now(), 10)])
+            claimed.append([g.pk for g in _claim_due(timezone.now(), 10)])
         finally:
             connection.close()
 

@@ -266,7 +266,7 @@ def test_the_engine_ends_a_job_whose_model_has_no_channel_at_once_refunded(owner
 
     from accounts.credits import services as credits
     from accounts.models import Membership
-    from generations import engine
+    from generations.engine.submit import submit
     from generations.models import Generation
     from generations.services import create_generation
 
@@ -284,7 +284,7 @@ def test_the_engine_ends_a_job_whose_model_has_no_channel_at_once_refunded(owner
     assert credits.wallet_for(membership).available < before
 
     with caplog.at_level(logging.INFO, logger="generations.engine"):
-        outcome = engine.submit(generation.pk)
+        outcome = submit(generation.pk)
 
     generation = Generation.objects.get(pk=generation.pk)
     assert outcome == "refused"
@@ -363,7 +363,8 @@ def test_a_failed_job_keeps_no_progress_and_no_page_shows_a_bar(owner, owner_cli
     from django.urls import reverse
 
     from accounts.models import Membership
-    from generations import engine
+    from generations.engine.poll import poll_one
+    from generations.engine.submit import submit
     from generations.services import create_generation
 
     sandbox.control(duration=600)  # 1 % = 6 s: the 30 % still reads 30 % on a slow machine
@@ -371,10 +372,10 @@ def test_a_failed_job_keeps_no_progress_and_no_page_shows_a_bar(owner, owner_cli
     membership = Membership.objects.get(user=owner, team=team)
     generation = create_generation(membership=membership, provider_id="gateway", model_id="viduq3p-720p",
                                    operation="text-to-video", prompt="a lighthouse at dusk", params={"duration": 5})
-    engine.submit(generation.pk)
+    submit(generation.pk)
     generation.refresh_from_db()
     at_fraction(sandbox, generation.provider_job_id, 0.3)
-    engine.poll_one(generation.pk)
+    poll_one(generation.pk)
     generation.refresh_from_db()
     assert (generation.status, generation.progress) == ("running", 30)
     gallery = owner_client.get(reverse("generations:gallery")).content.decode()
@@ -382,7 +383,7 @@ def test_a_failed_job_keeps_no_progress_and_no_page_shows_a_bar(owner, owner_cli
 
     sandbox.job(generation.provider_job_id, state="failed", error="Upstream task failed: quota of the channel.")
     assert sandbox.job(generation.provider_job_id)["phase"] == "failed"
-    assert engine.poll_one(generation.pk) == "failed"
+    assert poll_one(generation.pk) == "failed"
     generation.refresh_from_db()
     assert generation.raw_payload["data"]["progress"] == "100%"  # what the gateway said
     assert generation.progress is None

@@ -82,7 +82,7 @@ def test_other_providers_have_no_model_list_to_refresh(sandbox, sandbox_key, tea
 
 def test_a_job_on_a_listed_model_runs_through_the_engine(sandbox, sandbox_key, team, owner):
     from accounts.credits import services as credits
-    from generations.engine import submit
+    from generations.engine.submit import submit
     from generations.services import create_generation
 
     key = sandbox_key(team, "gateway")

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import resolve, reverse
 from PIL import Image
 
-from generations import engine
+from generations.engine.submit import _input_url, input_token
 from generations.models import Generation, Status
 from generations.services import InputSpec
 
@@ -24,7 +24,7 @@ def test_a_signed_input_url_serves_the_exact_file_without_a_login(client, make, 
     item = generation.inputs.get()
     # The link a provider is given (its token carries the second it was signed in: compare
     # what the link serves, not the link with one signed a moment later).
-    link = urlsplit(engine._input_url(item))
+    link = urlsplit(_input_url(item))
     assert (link.scheme, link.netloc) == ("https", "kiln.example.com")
     assert resolve(link.path).url_name == "input_file"
 
@@ -38,7 +38,7 @@ def test_a_signed_input_url_serves_the_exact_file_without_a_login(client, make, 
 
 def test_a_tampered_input_token_is_a_404(client, make):
     generation = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=png())])
-    token = engine.input_token(generation.inputs.get())
+    token = input_token(generation.inputs.get())
     forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
 
     assert client.get(reverse("generations:input_file", args=[forged])).status_code == 404
@@ -46,7 +46,7 @@ def test_a_tampered_input_token_is_a_404(client, make):
 
 def test_an_input_is_no_longer_served_once_its_generation_has_ended(client, make):
     generation = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=png())])
-    url = reverse("generations:input_file", args=[engine.input_token(generation.inputs.get())])
+    url = reverse("generations:input_file", args=[input_token(generation.inputs.get())])
     Generation.objects.filter(pk=generation.pk).update(status=Status.CANCELLED)
 
     assert client.get(url).status_code == 404

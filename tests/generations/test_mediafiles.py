@@ -102,7 +102,7 @@ def _probe_in_a_child(path) -> tuple[str, int]:
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(path)], cwd=root, capture_output=True, text=True,
                          timeout=120, check=True).stdout.splitlines()
     return out[-2], int(out[-1])
