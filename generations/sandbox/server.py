@@ -730,8 +730,9 @@ class Sandbox:
         except ResetConnection:
             self.requests.append({**entry, "status": 0, "time": time.time(), "fault": True})
             raise
+        sent = req.get_json(force=True, silent=True) if req.get_data() else None
         self.requests.append({**entry, "status": response.status_code, "time": time.time(), "fault": bool(fault),
-                              "json": _loggable(req.get_json(force=True, silent=True))})
+                              "json": _loggable(sent)})
         return self._faulty(req, response, fault) if fault else response
 
     def _respond(self, req: Request, fault: dict | None) -> Response:
