@@ -416,11 +416,13 @@ def cancel_generation(generation: Generation, *, actor) -> str:
     """
     name = provider_name(generation.provider)
     if generation.status == Status.QUEUED:
-        moved = Generation.objects.filter(pk=generation.pk, status=Status.QUEUED, claimed_at__isnull=True).update(
-            status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled before it was sent.",
-            next_poll_at=None)
+        with transaction.atomic():  # the status and the refund are seen together or not at all
+            moved = Generation.objects.filter(pk=generation.pk, status=Status.QUEUED, claimed_at__isnull=True).update(
+                status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled before it was sent.",
+                next_poll_at=None)
+            if moved:
+                credits.release(generation, actor=actor, reason="Cancelled before it was sent.")
         if moved:
-            credits.release(generation, actor=actor, reason="Cancelled before it was sent.")
             return "Cancelled."
         generation.refresh_from_db(fields=["status", "claimed_at"])
         if generation.status == Status.QUEUED:
@@ -442,11 +444,12 @@ def cancel_generation(generation: Generation, *, actor) -> str:
     except ProviderError as exc:
         return f"{name} did not cancel it: {exc.message}"
     if outcome.result == CancelResult.CANCELLED:
-        moved = Generation.objects.filter(pk=generation.pk, status__in=[Status.SUBMITTED, Status.RUNNING]).update(
-            status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled.", next_poll_at=None,
-            provider_status="cancelled", progress=None)
-        if moved:
-            credits.release(generation, actor=actor, reason="Cancelled.")
+        with transaction.atomic():
+            moved = Generation.objects.filter(pk=generation.pk, status__in=[Status.SUBMITTED, Status.RUNNING]).update(
+                status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled.", next_poll_at=None,
+                provider_status="cancelled", progress=None)
+            if moved:
+                credits.release(generation, actor=actor, reason="Cancelled.")
         return "Cancelled."
     if outcome.result == CancelResult.TOO_LATE:
         return "It had already started; it will finish and be charged."

@@ -1,20 +1,28 @@
-"""Django admin for credits: the ledger (read-only), wallets with a "grant credits"
-action, and generations needing review. Imported by ``accounts.admin``.
+"""Django admin for credits: the ledger (read-only) and the usage report made from it,
+wallets with a "grant credits" action, and generations needing review. Imported by
+``accounts.admin``.
 
 Nothing here writes a wallet or an entry directly: grants and reviews go through
 ``accounts.credits.services`` like everywhere else, so the ledger stays honest.
 """
 
+import csv
 import uuid
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import path
 
 from accounts.credits import services as credits
 from accounts.credits.forms import MAX_GRANT
 from accounts.credits.models import GenerationReview, LedgerEntry, Wallet
+from accounts.credits.usage import UsageFilterForm, build_report, csv_records, group
+from accounts.models import Team
 
 
 def can_move_credits(request) -> bool:
@@ -35,9 +43,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class AdminUsageForm(UsageFilterForm):
+    """The team usage report's filters, plus which team: every team when none is chosen
+    (the member filter then offers everyone only: members belong to a team)."""
+
+    team = forms.ChoiceField(required=False, label="Team")
+
+    def __init__(self, data):
+        teams = list(Team.objects.order_by("name").only("slug", "name"))
+        self.chosen_team = next((t for t in teams if t.slug == data.get("team")), None)
+        super().__init__(data, team=self.chosen_team)
+        self.fields["team"].choices = [("", "All teams"), *((t.slug, t.name) for t in teams)]
+        self.order_fields(["team", "period", "start", "end", "member", "provider", "model"])
+
+
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    """Append-only: viewable, never added, changed or deleted here."""
+    """Append-only: viewable, never added, changed or deleted here. Its list links to the
+    usage report (``usage/``): the same report a team's owners see, for any team or all."""
+
+    change_list_template = "accounts/credits/admin_ledger_change_list.html"
 
     list_display = ("created", "member", "team", "kind", "available_delta", "reserved_delta", "generation_ref",
                     "actor", "reason")
@@ -62,6 +87,36 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="Team", ordering="wallet__membership__team__name")
     def team(self, obj):
         return obj.wallet.membership.team.name
+
+    def get_urls(self):
+        usage = path("usage/", self.admin_site.admin_view(self.usage_view), name="accounts_ledgerentry_usage")
+        return [usage, *super().get_urls()]
+
+    def usage_view(self, request):
+        """Jobs (succeeded, failed, cancelled) and credits by team, member, model, provider
+        and period; ``?format=csv`` exports its rows. Whoever may view the ledger may see it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = AdminUsageForm(request.GET)
+        context = {**self.admin_site.each_context(request), "title": "Usage report", "opts": self.model._meta,
+                   "form": form, "report": None}
+        if not form.is_valid():
+            return TemplateResponse(request, "accounts/credits/admin_usage.html", context, status=400)
+        team = form.chosen_team
+        report = build_report(team, form.filters())
+        query = {**({"team": team.slug} if team else {}), **report.filters.query()}
+        form.data = {**form.data.dict(), **query}  # show the dates the report used, defaults included
+        if request.GET.get("format") == "csv":
+            f = report.filters
+            name = f"kiln-usage-{team.slug if team else 'all-teams'}-{f.period}-{f.start:%Y%m%d}-{f.end:%Y%m%d}.csv"
+            response = HttpResponse(content_type="text/csv; charset=utf-8",
+                                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+            csv.writer(response).writerows(csv_records(report, with_team=team is None))
+            return response
+        by_member = report.by_member if team else group(report.rows, lambda r: f"{r.member or '(removed user)'} · {r.team}")
+        context.update(report=report, team=team, by_member=by_member, csv_query=urlencode({**query, "format": "csv"}),
+                       periods=[t for t in reversed(report.by_period) if t.jobs or t.credits])
+        return TemplateResponse(request, "accounts/credits/admin_usage.html", context)
 
 
 class AdminGrantForm(forms.Form):

@@ -1,9 +1,10 @@
 """Team usage reports: credits and job counts by period, member, provider and model.
 
 Credits come from the ledger (captures: what actually left the wallets), job
-counts and failures from the generations. Everything is aggregated in the
-database into rows of (period, member, provider, model); the page's tables,
-its chart and the CSV export are all made from those rows.
+counts from the generations: succeeded, failed (or expired) and cancelled each
+in a column of their own. Everything is aggregated in the database into rows of
+(period, team, member, provider, model); the team's page, its chart, the CSV
+export and the Django admin's report (every team, or one) are all made from them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ DAY, MONTH = "day", "month"
 MAX_DAYS = 366
 MAX_MONTHS = 60
 FAILED = (Status.FAILED, Status.EXPIRED)
+CANCELLED = (Status.CANCELLED,)
 DELETED = "(deleted)"
 
 
@@ -127,6 +129,7 @@ class Totals:
     jobs: int = 0
     succeeded: int = 0
     failed: int = 0
+    cancelled: int = 0  # stopped by a member (or the provider): neither a success nor a failure
     credits: int = 0
 
     @property
@@ -135,7 +138,8 @@ class Totals:
 
     @property
     def failure_rate(self) -> float | None:
-        """Failed (or expired) out of the jobs that finished either way; None when none did."""
+        """Failed (or expired) out of the jobs that succeeded or failed (a cancelled job did
+        neither); None when none did."""
         return self.failed / self.finished if self.finished else None
 
     @property
@@ -146,25 +150,30 @@ class Totals:
         self.jobs += other.jobs
         self.succeeded += other.succeeded
         self.failed += other.failed
+        self.cancelled += other.cancelled
         self.credits += other.credits
 
 
 @dataclass
 class UsageRow(Totals):
     period: dt.date | None = None
+    team: str = ""
     member: str = ""
     provider: str = ""
     model: str = ""
 
 
-def usage_rows(team: Team, f: UsageFilters) -> list[UsageRow]:
-    """One row per (period, member, provider, model) with jobs, failures and credits spent."""
+def usage_rows(team: Team | None, f: UsageFilters) -> list[UsageRow]:
+    """One row per (period, team, member, provider, model) with jobs, their outcomes and
+    credits spent; of one team, or of every team when ``team`` is None (the admin's report)."""
     start, end = f.bounds()
     trunc = TruncDate if f.period == DAY else TruncMonth
 
-    gens = Generation.objects.filter(team=team, created__gte=start, created__lt=end)
-    spend = LedgerEntry.objects.filter(kind=LedgerKind.CAPTURE, wallet__membership__team=team,
-                                       created__gte=start, created__lt=end)
+    gens = Generation.objects.filter(created__gte=start, created__lt=end)
+    spend = LedgerEntry.objects.filter(kind=LedgerKind.CAPTURE, created__gte=start, created__lt=end)
+    if team is not None:
+        gens = gens.filter(team=team)
+        spend = spend.filter(wallet__membership__team=team)
     if f.member:
         gens = gens.filter(author_id=f.member.user_id)
         spend = spend.filter(wallet__membership=f.member)
@@ -177,31 +186,34 @@ def usage_rows(team: Team, f: UsageFilters) -> list[UsageRow]:
 
     rows: dict[tuple, UsageRow] = {}
 
-    def row(period, member, provider, model) -> UsageRow:
+    def row(period, team_name, member, provider, model) -> UsageRow:
         if isinstance(period, dt.datetime):
             period = timezone.localdate(period) if timezone.is_aware(period) else period.date()
-        key = (period, member or "", provider or DELETED, model or DELETED)
+        key = (period, team_name or "", member or "", provider or DELETED, model or DELETED)
         if key not in rows:
-            rows[key] = UsageRow(period=key[0], member=key[1], provider=key[2], model=key[3])
+            rows[key] = UsageRow(period=key[0], team=key[1], member=key[2], provider=key[3], model=key[4])
         return rows[key]
 
-    counted = (gens.values(p=trunc("created", output_field=DateField()), who=F("author__email"),
+    counted = (gens.values(p=trunc("created", output_field=DateField()), tm=F("team__name"), who=F("author__email"),
                            prov=F("provider"), mod=F("model"))
                .annotate(jobs=Count("id"), succeeded=Count("id", filter=Q(status=Status.SUCCEEDED)),
-                         failed=Count("id", filter=Q(status__in=FAILED))).order_by())
+                         failed=Count("id", filter=Q(status__in=FAILED)),
+                         cancelled=Count("id", filter=Q(status__in=CANCELLED))).order_by())
     for c in counted:
-        r = row(c["p"], c["who"], c["prov"], c["mod"])
+        r = row(c["p"], c["tm"], c["who"], c["prov"], c["mod"])
         r.jobs += c["jobs"]
         r.succeeded += c["succeeded"]
         r.failed += c["failed"]
+        r.cancelled += c["cancelled"]
 
-    spent = (spend.values(p=trunc("created", output_field=DateField()), who=F("wallet__membership__user__email"),
+    spent = (spend.values(p=trunc("created", output_field=DateField()), tm=F("wallet__membership__team__name"),
+                          who=F("wallet__membership__user__email"),
                           prov=F("generation__provider"), mod=F("generation__model"))
              .annotate(credits=Sum(spend_expression())).order_by())
     for s in spent:
-        row(s["p"], s["who"], s["prov"], s["mod"]).credits += s["credits"] or 0
+        row(s["p"], s["tm"], s["who"], s["prov"], s["mod"]).credits += s["credits"] or 0
 
-    return sorted(rows.values(), key=lambda r: (r.period, r.member, r.provider, r.model))
+    return sorted(rows.values(), key=lambda r: (r.period, r.team, r.member, r.provider, r.model))
 
 
 @cache
@@ -300,6 +312,7 @@ class Report:
     filters: UsageFilters
     rows: list[UsageRow]
     total: Totals
+    by_team: list[Totals]
     by_member: list[Totals]
     by_provider: list[Totals]
     by_model: list[Totals]
@@ -307,7 +320,7 @@ class Report:
     chart: Chart
 
 
-def build_report(team: Team, f: UsageFilters) -> Report:
+def build_report(team: Team | None, f: UsageFilters) -> Report:
     rows = usage_rows(team, f)
     total = Totals(label="Total")
     for r in rows:
@@ -321,6 +334,7 @@ def build_report(team: Team, f: UsageFilters) -> Report:
     series = [per_period[p] for p in periods]
     return Report(
         filters=f, rows=rows, total=total,
+        by_team=group(rows, lambda r: r.team),
         by_member=group(rows, lambda r: r.member or "(removed user)"),
         by_provider=group(rows, lambda r: provider_label(r.provider)),
         by_model=group(rows, lambda r: r.model if r.model == DELETED
@@ -330,7 +344,8 @@ def build_report(team: Team, f: UsageFilters) -> Report:
     )
 
 
-CSV_HEADER = ["period", "member", "provider", "model", "jobs", "succeeded", "failed", "failure_rate", "credits", "usd"]
+CSV_HEADER = ["period", "member", "provider", "model", "jobs", "succeeded", "failed", "cancelled", "failure_rate",
+              "credits", "usd"]
 
 
 def csv_safe(value):
@@ -340,11 +355,14 @@ def csv_safe(value):
     return value
 
 
-def csv_records(report: Report):
+def csv_records(report: Report, *, with_team: bool = False):
+    """The report's rows for a spreadsheet; ``with_team`` (the admin's, across teams) adds
+    the team's name after the period."""
     fmt = "%Y-%m-%d" if report.filters.period == DAY else "%Y-%m"
-    yield CSV_HEADER
+    yield [*CSV_HEADER[:1], "team", *CSV_HEADER[1:]] if with_team else CSV_HEADER
     for r in report.rows:
         rate = "" if r.failure_rate is None else f"{r.failure_rate:.4f}"
-        yield [csv_safe(v) for v in (r.period.strftime(fmt), r.member, r.provider, r.model, r.jobs, r.succeeded,
-                                     r.failed, rate, r.credits, f"{r.usd:.4f}")]
+        team = [r.team] if with_team else []
+        yield [csv_safe(v) for v in (r.period.strftime(fmt), *team, r.member, r.provider, r.model, r.jobs,
+                                     r.succeeded, r.failed, r.cancelled, rate, r.credits, f"{r.usd:.4f}")]
 

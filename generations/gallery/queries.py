@@ -381,6 +381,63 @@ def set_archived(generation: Generation, archived: bool) -> None:
     generation.archived = archived
 
 
+# ---------------------------------------------------------------------------
+# Several cards at once (the gallery's selection)
+
+MAX_SELECTION = 200  # cards one bulk action takes: about four pages of the gallery
+
+
+class InvalidSelection(ValueError):
+    """The ids posted are not a selection we can act on; ``str(exc)`` says why, for the user."""
+
+
+def parse_ids(values: Sequence[str], *, limit: int = MAX_SELECTION) -> list[uuid.UUID]:
+    """The selected generations' ids from ``ids=<uuid>`` repeated (or comma-separated),
+    in order, each once. Raises ``InvalidSelection`` for none, too many or a malformed id."""
+    raw = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    try:
+        ids = list(dict.fromkeys(uuid.UUID(value) for value in raw))
+    except ValueError:
+        raise InvalidSelection("The selection holds something that is not a result's id.") from None
+    if not ids:
+        raise InvalidSelection("Select at least one result first.")
+    if len(ids) > limit:
+        raise InvalidSelection(f"Select at most {limit} results at once ({len(ids)} are selected).")
+    return ids
+
+
+def selected_cards(membership: Membership, ids: Sequence[uuid.UUID]) -> list[Generation] | None:
+    """The member's team's generations with these ids, loaded as cards, in the order given;
+    None when any of them is not one (another team's, or deleted): the caller answers 404
+    for the whole request, so a selection reveals nothing about ids outside the team."""
+    found = {g.public_id: g for g in card_queryset(membership).filter(public_id__in=ids)}
+    if len(found) != len(ids):
+        return None
+    return [found[public_id] for public_id in ids]
+
+
+def set_archived_many(generations: Sequence[Generation], archived: bool) -> None:
+    """Archive or restore these generations in one UPDATE (the view has checked who may)."""
+    Generation.objects.filter(pk__in=[g.pk for g in generations]).update(archived=archived)
+    for g in generations:
+        g.archived = archived
+
+
+def set_favourite_many(membership: Membership, generations: Sequence[Generation], favourite: bool) -> int:
+    """Make these generations this member's favourites (or not), whatever each was before;
+    returns how many changed. Idempotent: a second click changes nothing."""
+    if favourite:
+        missing = [g for g in generations if not g.is_favourite]
+        Favourite.objects.bulk_create([Favourite(user_id=membership.user_id, generation=g) for g in missing],
+                                      ignore_conflicts=True)
+        changed = len(missing)
+    else:
+        changed, _ = Favourite.objects.filter(user_id=membership.user_id, generation__in=generations).delete()
+    for g in generations:
+        g.is_favourite = favourite
+    return changed
+
+
 class CannotDelete(Exception):
     """The generation still has a job or credits in play; the message says what to do."""
 
@@ -437,6 +494,25 @@ _EXTENSIONS = {
 
 def extension_for(mime_type: str, name: str = "") -> str:
     return _EXTENSIONS.get(mime_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "bin")
+
+
+def zip_members(generations: Sequence[Generation]) -> list[tuple[str, Media]]:
+    """The files of ``generations`` (loaded by ``card_queryset``) as ``(name in the zip, media)``,
+    in the order given: each named as its own download would be (``download_filename``), a
+    name that repeats (same day, same first words) numbered ``-2``, ``-3`` before its extension."""
+    members, taken = [], set()
+    for g in generations:
+        for media in g.media.all():
+            media.generation = g  # its prompt is loaded already: no query per file
+            name = download_filename(media)
+            stem, dot, ext = name.rpartition(".")
+            n = 1
+            while name.lower() in taken:
+                n += 1
+                name = f"{stem}-{n}{dot}{ext}"
+            taken.add(name.lower())
+            members.append((name, media))
+    return members
 
 
 def download_filename(media: Media) -> str:

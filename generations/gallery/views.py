@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -26,14 +27,22 @@ from accounts.teams import require_membership
 from generations import services
 from generations.access import can_manage_generation, get_media_for_member
 from generations.gallery import queries as gallery_queries
-from generations.gallery.queries import STATUS_FILTERS, InvalidCursor, InvalidFilters, card_queryset
+from generations.gallery.queries import (
+    STATUS_FILTERS,
+    InvalidCursor,
+    InvalidFilters,
+    InvalidSelection,
+    card_queryset,
+)
 from generations.gallery.templatetags import state_token_of
 from generations.models import TERMINAL, Generation, InputMedia, Kind, Status
 from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, get_provider
-from generations.serving import serve_file
+from generations.serving import serve_file, zip_response
+from generations.share.services import MAX_GENERATIONS as MAX_SHARED
 
 STOP_POLLING = 286  # htmx: stop polling, this answer is final
 MAX_STATUS_IDS = 100
+ZIP_MAX_RESULTS = 100  # results in one "Download as zip": each streams for as long as the zip takes
 
 _THUMBNAIL_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}
 
@@ -83,7 +92,8 @@ def gallery(request: HttpRequest) -> HttpResponse:
         errors, status = {"after": str(exc)}, 400
     base = reverse("generations:gallery")
     next_url = f"{base}?{filters.querystring(after=page.next_cursor)}" if page.next_cursor else ""
-    context = {"generations": page.items, "next_url": next_url, "filters": filters, "errors": errors}
+    context = {"generations": page.items, "next_url": next_url, "filters": filters, "errors": errors,
+               "selectable": True}
     if request.htmx and not request.htmx.boosted:
         return render(request, "generations/gallery/gallery.html#page", context, status=status)
     members = (Membership.objects.filter(team_id=membership.team_id).select_related("user")
@@ -94,6 +104,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "members": members, "kinds": Kind.choices, "statuses": STATUS_FILTERS,
         "providers": list(PROVIDER_NAMES.items()), "model_groups": _catalog_choices(),
         "first_page_url": f"{base}?{filters.querystring()}" if request.GET.get("after") else "",
+        "max_selection": gallery_queries.MAX_SELECTION, "zip_max": ZIP_MAX_RESULTS, "share_max": MAX_SHARED,
     }
     return render(request, "generations/gallery/gallery.html", context, status=status)
 
@@ -314,6 +325,135 @@ def settle(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------
+# Several cards at once: the gallery's selection bar
+#
+# Each takes the selected cards' ids (``ids``, repeated) in one CSRF-protected POST. An id
+# that is not the member's team's answers 404 for the whole request, as a single card's
+# action does. Each card follows the rules of its own action: archive and restore only
+# where the member may manage it (the others are left as they were, and the answer says
+# so); favourites are the member's own. With htmx the answer is a line for the bar and
+# the changed cards out of band; without, a message and back to the page.
+
+
+def _selection(request: HttpRequest, membership: Membership) -> list[Generation]:
+    ids = gallery_queries.parse_ids(request.POST.getlist("ids"))
+    cards = gallery_queries.selected_cards(membership, ids)
+    if cards is None:
+        raise Http404("No such result in your team.")
+    return cards
+
+
+def _results(count: int) -> str:
+    return f"{count} result{'' if count == 1 else 's'}"
+
+
+def _bulk_answer(request: HttpRequest, notice: str, *, cards=(), tombstones=(), tombstone_notice: str = "",
+                 refused: bool = False) -> HttpResponse:
+    if request.htmx:
+        # 200 even when refused: htmx swaps only successful answers, and the bar must say why.
+        return render(request, "generations/gallery/gallery.html#bulk_result", {
+            "bulk_notice": notice, "refused": refused, "cards": cards, "tombstones": tombstones,
+            "tombstone_notice": tombstone_notice})
+    (messages.error if refused else messages.success)(request, notice)
+    return _back(request)
+
+
+def _bulk_set_archived(request: HttpRequest, archived: bool) -> HttpResponse:
+    membership = require_membership(request)
+    try:
+        cards = _selection(request, membership)
+    except InvalidSelection as exc:
+        return _bulk_answer(request, str(exc), refused=True)
+    allowed = [g for g in cards if can_manage_generation(membership, g)]
+    gallery_queries.set_archived_many(allowed, archived)
+    verb = "archive" if archived else "restore"
+    notice = f"{verb.capitalize()}d {_results(len(allowed))}." if allowed else ""
+    if skipped := len(cards) - len(allowed):
+        notice += (f" {_results(skipped)} left as it was: only its author or a team owner or admin can {verb} it."
+                   if skipped == 1 else f" {_results(skipped)} left as they were: only their authors or a team"
+                   f" owner or admin can {verb} them.")
+    tombstone = "Archived: hidden from the gallery, kept in the archive." if archived else "Restored to the gallery."
+    return _bulk_answer(request, notice.strip(), tombstones=allowed, tombstone_notice=tombstone, refused=not allowed)
+
+
+@login_required
+@require_POST
+def bulk_archive(request: HttpRequest) -> HttpResponse:
+    return _bulk_set_archived(request, True)
+
+
+@login_required
+@require_POST
+def bulk_restore(request: HttpRequest) -> HttpResponse:
+    return _bulk_set_archived(request, False)
+
+
+@login_required
+@require_POST
+def bulk_favourite(request: HttpRequest) -> HttpResponse:
+    """``favourite=on`` (the default) makes every selected card one of the member's
+    favourites, ``off`` none of them: a mixed selection ends the same either way."""
+    membership = require_membership(request)
+    try:
+        cards = _selection(request, membership)
+    except InvalidSelection as exc:
+        return _bulk_answer(request, str(exc), refused=True)
+    on = request.POST.get("favourite", "on") != "off"
+    changed = gallery_queries.set_favourite_many(membership, cards, on)
+    if on:
+        notice = f"Added {_results(changed)} to your favourites." if changed else "They were all favourites already."
+    else:
+        notice = f"Removed {_results(changed)} from your favourites." if changed else "None of them was a favourite."
+    return _bulk_answer(request, notice, cards=cards)
+
+
+@login_required
+@require_POST
+def bulk_share(request: HttpRequest) -> HttpResponse:
+    """To the share form for the selection (``share_new``, which creates the link): the
+    finished results only, and a word about any left out."""
+    membership = require_membership(request)
+    try:
+        cards = _selection(request, membership)
+    except InvalidSelection as exc:
+        return _bulk_answer(request, str(exc), refused=True)
+    finished = [g for g in cards if g.status == Status.SUCCEEDED]
+    if not finished:
+        return _bulk_answer(request, "Only finished results can be shared, and none of the selected ones has "
+                                     "finished.", refused=True)
+    if len(finished) > MAX_SHARED:
+        return _bulk_answer(request, f"A link can share at most {MAX_SHARED} results; {len(finished)} are "
+                                     "selected. Select fewer.", refused=True)
+    if left_out := len(cards) - len(finished):
+        messages.info(request, f"{_results(left_out)} of the selection {'is' if left_out == 1 else 'are'} left out: "
+                               "only finished results can be shared.")
+    query = ",".join(str(g.public_id) for g in finished)
+    return redirect(f"{reverse('generations:share_new')}?ids={query}")
+
+
+@login_required
+@require_POST
+def bulk_download(request: HttpRequest) -> HttpResponse:
+    """The selected results' files as one zip, streamed (``serving.zip_response``): the
+    stored originals, each named as its own download would be. At most ZIP_MAX_RESULTS."""
+    membership = require_membership(request)
+    try:
+        cards = _selection(request, membership)
+    except InvalidSelection as exc:
+        return _bulk_answer(request, str(exc), refused=True)
+    if len(cards) > ZIP_MAX_RESULTS:
+        return _bulk_answer(request, f"A zip holds at most {ZIP_MAX_RESULTS} results; {len(cards)} are selected. "
+                                     "Select fewer and download again.", refused=True)
+    files = [(name, media.file) for name, media in gallery_queries.zip_members(cards)]
+    day = timezone.localdate().isoformat()
+    response = zip_response(files, f"kiln-{day}-{_results(len(cards)).replace(' ', '-')}.zip") if files else None
+    if response is None:
+        return _bulk_answer(request, "None of the selected results has a file to download: they failed, were "
+                                     "cancelled or have not finished yet.", refused=True)
+    return response
+
+
+# ---------------------------------------------------------------------------
 # Media: only through these access-checked views
 
 
@@ -358,6 +498,11 @@ def input_media(request: HttpRequest, public_id: uuid.UUID, role: str, position:
 urlpatterns = [
     path("gallery/", gallery, name="gallery"),
     path("gallery/status/", status_batch, name="status_batch"),
+    path("gallery/selection/archive/", bulk_archive, name="bulk_archive"),
+    path("gallery/selection/restore/", bulk_restore, name="bulk_restore"),
+    path("gallery/selection/favourite/", bulk_favourite, name="bulk_favourite"),
+    path("gallery/selection/share/", bulk_share, name="bulk_share"),
+    path("gallery/selection/download/", bulk_download, name="bulk_download"),
     path("g/<uuid:public_id>/", detail, name="detail"),
     path("g/<uuid:public_id>/status/", card_status, name="card_status"),
     path("g/<uuid:public_id>/cancel/", cancel, name="cancel"),

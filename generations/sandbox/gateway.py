@@ -127,9 +127,9 @@ def _time(moment: float | None) -> int | None:
 def register(app: ProviderApp) -> None:
     app.error_envelope = envelope
 
-    @app.post(r"/v1/video/generations")
+    @app.post("/v1/video/generations")
     def create(req: Request) -> Response:
-        body = req.json()
+        body = req.get_json(force=True, silent=True)
         if not isinstance(body, dict):
             return envelope(400, "Invalid request body: expected a JSON object.", "invalid_request")
         model = body.get("model")
@@ -218,7 +218,7 @@ def register(app: ProviderApp) -> None:
         lost = app.jobs.find(task_id)
         return (lost, True) if lost is not None and lost.provider == app.id else (None, False)
 
-    @app.get(r"/v1/video/generations/(?P<id>[^/]+)")
+    @app.get("/v1/video/generations/<id>")
     def show_wrapped(req: Request) -> Response:
         if app.settings.get("gateway_wrapped_route", True) in (False, "false", "off", "missing"):
             return envelope(404, f"Invalid URL (GET {req.path})", "not_found")
@@ -230,7 +230,7 @@ def register(app: ProviderApp) -> None:
             return json_response(openai_video(req, job, vanished))
         return json_response({"code": "success", "message": "", "data": wrapped_task(req, job, vanished)})
 
-    @app.get(r"/v1/videos/(?P<id>[^/]+)")
+    @app.get("/v1/videos/<id>")
     def show_openai(req: Request) -> Response:
         job, vanished = lookup(req.params["id"])
         if job is None or vanished:

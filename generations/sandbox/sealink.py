@@ -238,13 +238,13 @@ def register(app: ProviderApp) -> None:
         return json_response({"id": job.id, "object": "video.generation.task", "model": model,
                               "status": "pending", "created_at": int(job.created_at)})
 
-    @app.post(r"/v1/video/generations")
+    @app.post("/v1/video/generations")
     def create(req: Request) -> Response:
         headers, over = limit_headers(req, count=True)
         if over:
             return answer(envelope(429, "Rate limit exceeded: too many requests per minute.", "rate_limit"),
                           headers)
-        body = req.json()
+        body = req.get_json(force=True, silent=True)
         if not isinstance(body, dict):
             return answer(envelope(400, "The request body must be a JSON object."), headers)
         model = body.get("model")
@@ -299,13 +299,13 @@ def register(app: ProviderApp) -> None:
         stored["has_image"] = bool(image)
         return answer(start(req, stored, prompt, model=model, size=size, n=n, template=template_id), headers)
 
-    @app.post(r"/v1/video/edits")
+    @app.post("/v1/video/edits")
     def edit(req: Request) -> Response:
         headers, over = limit_headers(req, count=True)
         if over:
             return answer(envelope(429, "Rate limit exceeded: too many requests per minute.", "rate_limit"),
                           headers)
-        body = req.json()
+        body = req.get_json(force=True, silent=True)
         if not isinstance(body, dict):
             return answer(envelope(400, "The request body must be a JSON object."), headers)
         if body.get("model") != EDIT_MODEL:
@@ -333,7 +333,7 @@ def register(app: ProviderApp) -> None:
         job = app.jobs.find(task_id)
         return job if job is not None and job.provider == app.id else None
 
-    @app.get(r"/v1/tasks/(?P<id>[^/]+)")
+    @app.get("/v1/tasks/<id>")
     def show(req: Request) -> Response:
         headers, _ = limit_headers(req, count=False)
         job = app.jobs.poll(app.id, req.params["id"]) or find(req.params["id"])
@@ -341,7 +341,7 @@ def register(app: ProviderApp) -> None:
             return answer(envelope(404, f"Task '{req.params['id']}' not found.", "task_not_found"), headers)
         return answer(json_response(task_body(req, job)), headers)
 
-    @app.delete(r"/v1/tasks/(?P<id>[^/]+)")
+    @app.delete("/v1/tasks/<id>")
     def cancel(req: Request) -> Response:
         job = app.jobs.get(app.id, req.params["id"])
         if job is None:
@@ -360,10 +360,10 @@ def register(app: ProviderApp) -> None:
         return envelope(400, f"The task has already {'completed' if phase == Phase.SUCCEEDED else 'ended'}.",
                         "task_finished")
 
-    @app.get(r"/v1/tasks")
+    @app.get("/v1/tasks")
     def task_list(req: Request) -> Response:
         try:
-            limit = max(1, min(100, int(req.query.get("limit") or 20)))
+            limit = max(1, min(100, int(req.args.get("limit") or 20)))
         except ValueError:
             return envelope(400, "limit must be an integer between 1 and 100.", "invalid_request")
         tasks = sorted((job for job in app.jobs.all() if job.provider == app.id), key=lambda j: -j.created_at)
@@ -371,7 +371,7 @@ def register(app: ProviderApp) -> None:
                  "status": task_body(req, job)["status"], "created_at": int(job.created_at)} for job in tasks[:limit]]
         return json_response({"object": "list", "data": data, "has_more": len(tasks) > limit})
 
-    @app.get(r"/v1/templates")
+    @app.get("/v1/templates")
     def templates(req: Request) -> Response:
         return json_response({"object": "list", "data": [
             {"id": key, "name": t["name"], "text": t["text"], "variables": sorted({*t["required"], *t["defaults"]}),

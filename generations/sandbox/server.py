@@ -1,8 +1,11 @@
 """The sandbox core: one loopback HTTP server that plays every provider API.
 
-Stdlib only (plus Pillow/PyAV in ``media``). Provider modules (shark.py,
-shuttleai.py, ...) each expose ``register(app: ProviderApp) -> None`` and are
-mounted under ``/<provider_id>`` (see ``generations.sandbox.PROVIDERS``).
+Werkzeug does the HTTP (its routing, request and response objects and its
+threaded server); this module adds what a provider stand-in needs on top:
+jobs that follow the clock, signed media, faults and the control API.
+Provider modules (shark.py, shuttleai.py, ...) each expose
+``register(app: ProviderApp) -> None`` and are mounted under
+``/<provider_id>`` (see ``generations.sandbox.PROVIDERS``).
 
 Starting it
 -----------
@@ -14,7 +17,7 @@ or ``python -m generations.sandbox --host 127.0.0.1 --port 8765 [--duration 8]``
 
 Writing a provider (the stable API R3 builds on)
 ------------------------------------------------
-    from generations.sandbox.server import ProviderApp, Request, json_response, Phase
+    from generations.sandbox.server import ProviderApp, Request, Response, json_response, Phase
 
     def envelope(status: int, message: str, code: str | None = None) -> Response:
         # the provider's own error body; ``code`` None: pick one from the status
@@ -23,32 +26,38 @@ Writing a provider (the stable API R3 builds on)
     def register(app: ProviderApp) -> None:
         app.error_envelope = envelope     # used for auth errors and status-only faults
 
-        @app.route("POST", r"/v1/things")              # full path: /<prefix>/v1/things
+        @app.route("POST", "/v1/things")               # full path: /<prefix>/v1/things
         def create(req: Request) -> Response:
-            body = req.json()                          # None when the body is not JSON
+            body = req.get_json(force=True, silent=True)   # None when the body is not JSON
             job = app.jobs.create(app.id, "video", body, prompt=body["prompt"],
                                   idempotency_key=req.headers.get("Idempotency-Key"))
             return json_response({"id": job.id}, 202)
 
-        @app.route("GET", r"/v1/things/(?P<id>[^/]+)")
+        @app.get("/v1/things/<id>")                    # app.get / app.post / app.delete
         def show(req):
             job = app.jobs.poll(app.id, req.params["id"])   # None: unknown or vanished
             ...job.phase() -> Phase.QUEUED | RUNNING | SUCCEEDED | FAILED | CANCELLED
             ...req.media_url("image", width=1024, height=1024, text=job.prompt, fmt="png")
 
+- Paths are Werkzeug rules, matched against the path after the prefix:
+  ``<name>`` is one path segment (``[^/]+``), ``<regex("gen_[a-z0-9]+"):name>``
+  one that matches the regex. A path no rule matches answers 404, a known path
+  with another method 405, both in the provider's envelope.
 - Routes check ``Authorization: Bearer <key>`` unless ``auth=False``: no key or
   the key ``invalid`` → 401, the key ``broke`` → 402, both in the provider's
   envelope (``app.error_envelope(status, message, "auth" | "credits")``; the
   third argument is a hint — map it to the provider's own type). Any other key
   is accepted; ``req.api_key`` holds it.
-- ``Request``: method, path (full, without query), query (dict of first
-  values), headers (case-insensitive), body (bytes), json(), params (named
-  groups), api_key, root_url ("http://host:port"), prefix_url
-  ("http://host:port/shark"), app, sandbox, media_url(kind, ...).
-- Responses: ``json_response(obj, status=200, headers=None)``,
+- ``Request`` is Werkzeug's (``method``, ``path``, ``args``, ``headers``,
+  ``get_data()``, ``get_json()``, ``host_url``...) plus ``params`` (the rule's
+  values), ``api_key``, ``server_url`` ("http://host:port" as the client
+  addressed it), ``prefix_url`` ("http://host:port/shark"), ``app``, ``sandbox``
+  and ``media_url(kind, ...)``.
+- Responses are Werkzeug's ``Response``: ``json_response(obj, status=200, headers=None)``,
   ``bytes_response(data, content_type, status=200, headers=None)``,
   ``stream_response(chunks, content_type, status=200, headers=None)``
   (chunked transfer encoding, no Content-Length), ``empty_response(status)``.
+  Every answer closes its connection (Werkzeug's server keeps none alive).
 - ``keywords(prompt)``: the set of sandbox keywords in a prompt: "moderate"
   (refuse at submit with the provider's moderation error), "fail" (the job
   fails with a generic provider error), "unsafe" (the job fails later with a
@@ -136,13 +145,19 @@ import socket
 import struct
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from http import HTTPStatus
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
+
+from werkzeug import wrappers
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Response
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "duration": 8.0,       # seconds a job takes
@@ -161,61 +176,44 @@ def keywords(prompt: str | None) -> set[str]:
 
 
 # ---------------------------------------------------------------------------
-# Requests and responses
-
-
-@dataclass
-class Response:
-    status: int = 200
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-    stream: Iterable[bytes] | None = None   # chunked when set
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+# Requests and responses (Werkzeug's, with what a provider stand-in needs)
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(obj, separators=(",", ":")).encode()
-    return Response(status, [("Content-Type", "application/json"), *(headers or {}).items()], body)
+    return Response(body, status, headers, content_type="application/json")
 
 
 def bytes_response(data: bytes, content_type: str, status: int = 200,
                    headers: dict[str, str] | None = None) -> Response:
-    return Response(status, [("Content-Type", content_type), *(headers or {}).items()], data)
+    return Response(data, status, headers, content_type=content_type)
 
 
 def stream_response(chunks: Iterable[bytes], content_type: str, status: int = 200,
                     headers: dict[str, str] | None = None) -> Response:
-    return Response(status, [("Content-Type", content_type), *(headers or {}).items()], stream=chunks)
+    """Sent as it comes, chunked: no Content-Length (Werkzeug only counts bytes it holds)."""
+    return Response(chunks, status, headers, content_type=content_type)
 
 
 def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, list((headers or {}).items()))
+    response = Response(b"", status, headers)
+    response.headers.pop("Content-Type", None)
+    return response
 
 
 def default_envelope(status: int, message: str, code: str | None = None) -> Response:
     return json_response({"error": {"message": message, "type": code or "error"}}, status)
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: Message
-    body: bytes
-    root_url: str
-    sandbox: Sandbox
-    app: ProviderApp | None = None
-    params: dict[str, str] = field(default_factory=dict)
+class Request(wrappers.Request):
+    """Werkzeug's request, plus the matched provider (``app``), the rule's values (``params``)
+    and the shared state (``sandbox``)."""
 
-    def json(self) -> Any:
-        """The body parsed as JSON, or None when it is empty or not JSON."""
-        try:
-            return json.loads(self.body.decode()) if self.body else None
-        except (ValueError, UnicodeDecodeError):
-            return None
+    def __init__(self, environ: dict, sandbox: Sandbox):
+        super().__init__(environ)
+        self.sandbox = sandbox
+        self.app: ProviderApp | None = None
+        self.params: dict[str, str] = {}
 
     @property
     def api_key(self) -> str | None:
@@ -225,34 +223,47 @@ class Request:
         return None
 
     @property
+    def server_url(self) -> str:
+        """``http://host:port`` as the client addressed the sandbox (its Host header)."""
+        return self.host_url.rstrip("/")
+
+    @property
     def prefix_url(self) -> str:
-        return self.root_url + (self.app.prefix if self.app else "")
+        return self.server_url + (self.app.prefix if self.app else "")
 
     def media_url(self, kind: str = "image", *, width: int = 1024, height: int = 1024, text: str = "",
                   fmt: str = "", seconds: float = 2.0, ttl: float | None = None, variant: int = 0) -> str:
-        return self.sandbox.media_url(self.root_url, kind, width=width, height=height, text=text,
+        return self.sandbox.media_url(self.server_url, kind, width=width, height=height, text=text,
                                       fmt=fmt, seconds=seconds, ttl=ttl, variant=variant)
 
 
 Handler = Callable[[Request], Response]
 
 
-@dataclass
-class Route:
-    method: str
-    pattern: re.Pattern
+class RegexConverter(BaseConverter):
+    """``<regex("gen_[A-Za-z0-9]+"):name>``: one path segment matching the regex (Werkzeug's
+    documented way to add a converter)."""
+
+    def __init__(self, url_map: Map, regex: str):
+        super().__init__(url_map)
+        self.regex = regex
+
+
+class Endpoint(NamedTuple):
     handler: Handler
     auth: bool
 
 
 class ProviderApp:
-    """The routes of one provider, mounted under ``/<id>``."""
+    """The routes of one provider, mounted under ``/<id>``: a Werkzeug ``Map`` of rules relative
+    to the prefix. Rules are added by ``register()``, before the provider is mounted."""
 
     def __init__(self, sandbox: Sandbox, provider_id: str):
         self.sandbox = sandbox
         self.id = provider_id
         self.prefix = "/" + provider_id
-        self.routes: list[Route] = []
+        # No slash merging: "//" in a path is a 404, as on the providers, not a redirect.
+        self.url_map = Map(converters={"regex": RegexConverter}, merge_slashes=False)
         self.error_envelope: Callable[..., Response] = default_envelope
 
     @property
@@ -263,24 +274,23 @@ class ProviderApp:
     def settings(self) -> Settings:
         return self.sandbox.settings
 
-    def route(self, method: str, pattern: str, *, auth: bool = True) -> Callable[[Handler], Handler]:
-        """Register ``handler(req)`` for ``method`` and ``pattern`` (a regex with named groups,
-        matched in full against the path after the prefix)."""
-        compiled = re.compile(pattern)
+    def route(self, method: str, rule: str, *, auth: bool = True) -> Callable[[Handler], Handler]:
+        """Register ``handler(req)`` for ``method`` and the Werkzeug ``rule`` (the path after the
+        prefix; a GET rule answers HEAD too)."""
 
         def decorator(handler: Handler) -> Handler:
-            self.routes.append(Route(method.upper(), compiled, handler, auth))
+            self.url_map.add(Rule(rule, methods=[method.upper()], endpoint=Endpoint(handler, auth)))
             return handler
         return decorator
 
-    def get(self, pattern: str, **kw):
-        return self.route("GET", pattern, **kw)
+    def get(self, rule: str, **kw):
+        return self.route("GET", rule, **kw)
 
-    def post(self, pattern: str, **kw):
-        return self.route("POST", pattern, **kw)
+    def post(self, rule: str, **kw):
+        return self.route("POST", rule, **kw)
 
-    def delete(self, pattern: str, **kw):
-        return self.route("DELETE", pattern, **kw)
+    def delete(self, rule: str, **kw):
+        return self.route("DELETE", rule, **kw)
 
     def check_auth(self, req: Request) -> Response | None:
         """None when the bearer key is acceptable, else the provider's 401/402 response."""
@@ -294,21 +304,16 @@ class ProviderApp:
         return None
 
     def dispatch(self, req: Request, subpath: str) -> Response:
-        allowed = []
-        for route in self.routes:
-            match = route.pattern.fullmatch(subpath)
-            if not match:
-                continue
-            if route.method != req.method and not (route.method == "GET" and req.method == "HEAD"):
-                allowed.append(route.method)
-                continue
-            req.app, req.params = self, match.groupdict()
-            if route.auth and (refused := self.check_auth(req)):
-                return refused
-            return route.handler(req)
-        if allowed:
+        try:
+            endpoint, params = self.url_map.bind("sandbox").match(subpath, req.method)
+        except MethodNotAllowed:
             return self.error_envelope(405, f"Method {req.method} not allowed.", "invalid_request")
-        return self.error_envelope(404, f"No route for {req.method} {req.path}.", "not_found")
+        except NotFound:
+            return self.error_envelope(404, f"No route for {req.method} {req.path}.", "not_found")
+        req.app, req.params = self, params
+        if endpoint.auth and (refused := self.check_auth(req)):
+            return refused
+        return endpoint.handler(req)
 
 
 # ---------------------------------------------------------------------------
@@ -582,6 +587,12 @@ def _unb64(text: str) -> bytes:
 
 
 class Sandbox:
+    """The shared state (jobs, settings, faults, request log) and the WSGI application.
+
+    ``sandbox(environ, start_response)`` answers one request: ``/_control/...`` from
+    ``control_map`` (never faulted), anything else through the next matching fault
+    (``answer``) to ``/media/...``, ``/`` or the provider mounted at the path's first segment."""
+
     def __init__(self, settings: dict[str, Any] | None = None):
         self.settings = Settings({**DEFAULT_SETTINGS, **(settings or {})})
         self.jobs = JobStore(self.settings)
@@ -589,6 +600,17 @@ class Sandbox:
         self.apps: dict[str, ProviderApp] = {}
         self.secret = secrets.token_bytes(32)
         self.requests: collections.deque = collections.deque(maxlen=5000)
+        # "/_control/settings/" is "/_control/settings": a test's trailing slash is no reason to fail.
+        self.control_map = Map([
+            Rule("/_control", endpoint="settings", methods=["GET", "POST"]),
+            Rule("/_control/settings", endpoint="settings", methods=["GET", "POST"]),
+            Rule("/_control/reset", endpoint="reset", methods=["POST"]),
+            Rule("/_control/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
+            Rule("/_control/jobs", endpoint="jobs", methods=["GET"]),
+            Rule("/_control/jobs/<job_id>", endpoint="job", methods=["GET", "POST"]),
+            Rule("/_control/requests", endpoint="requests", methods=["GET"]),
+            Rule("/_control/big-url", endpoint="big_url", methods=["GET"]),
+        ], strict_slashes=False, merge_slashes=False)
 
     def mount(self, provider_id: str, register: Callable[[ProviderApp], None]) -> ProviderApp:
         app = ProviderApp(self, provider_id)
@@ -643,12 +665,13 @@ class Sandbox:
     def serve_media(self, req: Request, name: str) -> Response:
         from generations.sandbox import media
 
-        if not self.verify(name, req.query):
+        query = req.args.to_dict()
+        if not self.verify(name, query):
             return bytes_response(b"<Error><Code>AccessDenied</Code><Message>Request has expired or the signature "
                                   b"does not match.</Message></Error>", "application/xml", 403)
         if name == "big":
             try:
-                size = int(req.query.get("bytes", "0"))
+                size = int(query.get("bytes", "0"))
             except ValueError:
                 size = 0
             return stream_response(_big_file(size), "video/mp4")
@@ -666,9 +689,22 @@ class Sandbox:
         return bytes_response(data, media.CONTENT_TYPES.get(ext, "application/octet-stream"),
                               headers={"Cache-Control": "private, max-age=60"})
 
-    # -- routing ----------------------------------------------------------------
+    # -- the WSGI application ---------------------------------------------------
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        req = Request(environ, self)
+        if req.path == "/_control" or req.path.startswith("/_control/"):
+            response = self.control(req)
+        else:
+            response = self.answer(req)
+        # Werkzeug writes reason phrases in capitals ("502 BAD GATEWAY"); providers send the
+        # standard ones, and Kiln shows them to users ("HTTP 502 Bad Gateway").
+        if response.status_code in _PHRASES:
+            response.status = f"{response.status_code} {_PHRASES[response.status_code]}"
+        return response(environ, start_response)
 
     def dispatch(self, req: Request) -> Response:
+        """The answer to a provider-side request, faults aside."""
         path = req.path
         if path.startswith("/media/"):
             return self.serve_media(req, path[len("/media/"):])
@@ -682,48 +718,144 @@ class Sandbox:
         req.app = app
         return app.dispatch(req, "/" + rest)
 
+    def answer(self, req: Request) -> Response:
+        """``dispatch`` with the next matching fault applied, logged in ``requests``.
+
+        Raises ``ResetConnection`` for a ``reset`` fault; a ``reset_after`` answer raises it
+        while it is being sent."""
+        fault = self.faults.take(req.method, req.path)
+        entry = {"method": req.method, "path": req.path, "auth": bool(req.headers.get("Authorization"))}
+        try:
+            response = self._respond(req, fault)
+        except ResetConnection:
+            self.requests.append({**entry, "status": 0, "time": time.time(), "fault": True})
+            raise
+        sent = req.get_json(force=True, silent=True) if req.get_data() else None
+        self.requests.append({**entry, "status": response.status_code, "time": time.time(), "fault": bool(fault),
+                              "json": _loggable(sent)})
+        return self._faulty(req, response, fault) if fault else response
+
+    def _respond(self, req: Request, fault: dict | None) -> Response:
+        if not fault:
+            return self._run(req)
+        replaces = any(k in fault for k in ("status", "json", "body", "huge"))
+        run = bool(fault.get("run", not replaces))
+        response = self._run(req) if run else None
+        if fault.get("reset") and not fault.get("reset_after"):
+            raise ResetConnection
+        if "status" in fault or "json" in fault or "body" in fault:
+            status = int(fault.get("status", 200))
+            if "json" in fault:
+                response = json_response(fault["json"], status)
+            elif "body" in fault:
+                response = bytes_response(str(fault["body"]).encode(), fault.get("content_type", "text/html"), status)
+            else:
+                envelope = req.app.error_envelope if req.app else default_envelope
+                if req.app is None:
+                    provider_id = req.path.lstrip("/").partition("/")[0]
+                    app = self.apps.get(provider_id)
+                    envelope = app.error_envelope if app else default_envelope
+                response = envelope(status, fault.get("message") or _reason(status), _status_hint(status))
+        if response is None:
+            response = json_response({}, 200)
+        for name, value in (fault.get("headers") or {}).items():
+            response.headers[name] = str(value)
+        return response
+
+    def _run(self, req: Request) -> Response:
+        try:
+            return self.dispatch(req)
+        except Exception as exc:  # a sandbox bug: answer 500 so the test sees it
+            traceback.print_exc()
+            return json_response({"error": {"message": f"sandbox error: {exc!r}", "type": "server_error"}}, 500)
+
+    def _faulty(self, req: Request, response: Response, fault: dict) -> Response:
+        """The answer as the fault sends it: late, huge, cut, reset part-way or trickled."""
+        delay = float(fault.get("delay") or 0)
+        if delay:
+            time.sleep(delay)
+        if fault.get("huge"):
+            size = 10 * 1024**3 if fault["huge"] is True else int(fault["huge"])
+            content_type = "video/mp4" if req.path.startswith("/media/") else "application/json"
+            chunks = _big_file(size) if content_type == "video/mp4" else _huge_json(size)
+            return stream_response(chunks, content_type, response.status_code)
+        body = response.get_data()
+        if fault.get("reset_after") is not None and fault.get("reset_after") is not False:
+            # The real headers and Content-Length, the first N bytes, then RST.
+            response.response = _then_reset(body[: int(fault["reset_after"])])
+            response.headers["Content-Length"] = str(len(body))
+            return response
+        if fault.get("truncate"):
+            half = body[: len(body) // 2]
+            response.set_data(half)      # Content-Length of the half: a complete, cut answer
+            if fault["truncate"] == "close":
+                # The full length declared, half sent, then the connection ends (FIN).
+                response.headers["Content-Length"] = str(len(body))
+            return response
+        if fault.get("trickle"):
+            seconds = 3600.0 if fault["trickle"] is True else float(fault["trickle"])
+            interval = float(fault.get("trickle_interval", 0.1))
+            step = max(1, int(fault.get("trickle_bytes", 16)))
+            response.response = _trickle(body, seconds, interval, step)
+            response.headers.pop("Content-Length", None)    # chunked
+            return response
+        return response
+
+    # -- the control API -------------------------------------------------------
+
     def control(self, req: Request) -> Response:
-        path = req.path[len("/_control"):].strip("/")
-        body = req.json() if req.body else {}
-        if req.body and not isinstance(body, dict):
+        data = req.get_data()
+        body = req.get_json(force=True, silent=True) if data else {}
+        if data and not isinstance(body, dict):
             return json_response({"error": "the body must be a JSON object"}, 400)
         try:
-            if path == "reset" and req.method == "POST":
-                self.reset()
-                return json_response({"ok": True, "settings": self.settings.as_dict()})
-            if path in ("", "settings"):
-                if req.method == "POST":
-                    self.settings.update(body)
-                return json_response(self.settings.as_dict())
-            if path == "faults":
-                if req.method == "POST":
-                    for spec in body.get("faults", [body]) if "faults" in body else [body]:
-                        self.faults.add(spec)
-                elif req.method == "DELETE":
-                    self.faults.clear()
-                return json_response({"faults": self.faults.pending()})
-            if path == "jobs":
-                return json_response(self.jobs.snapshot())
-            if path.startswith("jobs/"):
-                job = self.jobs.find(path[len("jobs/"):])
-                if job is None:
-                    return json_response({"error": "no such job"}, 404)
-                if req.method == "POST":
-                    if "raw_status" in body:
-                        job.raw_status = body["raw_status"]
-                    if "state" in body:
-                        job.override(body["state"], body.get("error", ""))
-                submits = self.jobs.submissions(job.provider, job.submit_key)
-                return json_response(job.as_dict(submits))
-            if path == "requests":
-                return json_response({"requests": list(self.requests)})
-            if path == "big-url":
-                size = int(req.query.get("bytes", "0"))
-                ttl = float(req.query["ttl"]) if "ttl" in req.query else None
-                return json_response({"url": req.root_url + self.signed_path("big", ttl, bytes=size)})
+            endpoint, params = self.control_map.bind("sandbox").match(req.path, req.method)
+        except (NotFound, MethodNotAllowed) as exc:
+            return json_response({"error": f"unknown control route {req.method} {req.path}"}, exc.code)
+        try:
+            return getattr(self, f"_control_{endpoint}")(req, body, **params)
         except (ValueError, TypeError, re.error) as exc:
             return json_response({"error": str(exc)}, 400)
-        return json_response({"error": f"unknown control route {req.method} {req.path}"}, 404)
+
+    def _control_reset(self, req: Request, body: dict) -> Response:
+        self.reset()
+        return json_response({"ok": True, "settings": self.settings.as_dict()})
+
+    def _control_settings(self, req: Request, body: dict) -> Response:
+        if req.method == "POST":
+            self.settings.update(body)
+        return json_response(self.settings.as_dict())
+
+    def _control_faults(self, req: Request, body: dict) -> Response:
+        if req.method == "POST":
+            for spec in body.get("faults", [body]):
+                self.faults.add(spec)
+        elif req.method == "DELETE":
+            self.faults.clear()
+        return json_response({"faults": self.faults.pending()})
+
+    def _control_jobs(self, req: Request, body: dict) -> Response:
+        return json_response(self.jobs.snapshot())
+
+    def _control_job(self, req: Request, body: dict, job_id: str) -> Response:
+        job = self.jobs.find(job_id)
+        if job is None:
+            return json_response({"error": "no such job"}, 404)
+        if req.method == "POST":
+            if "raw_status" in body:
+                job.raw_status = body["raw_status"]
+            if "state" in body:
+                job.override(body["state"], body.get("error", ""))
+        submits = self.jobs.submissions(job.provider, job.submit_key)
+        return json_response(job.as_dict(submits))
+
+    def _control_requests(self, req: Request, body: dict) -> Response:
+        return json_response({"requests": list(self.requests)})
+
+    def _control_big_url(self, req: Request, body: dict) -> Response:
+        size = int(req.args.get("bytes", "0"))
+        ttl = float(req.args["ttl"]) if "ttl" in req.args else None
+        return json_response({"url": req.server_url + self.signed_path("big", ttl, bytes=size)})
 
 
 def _big_file(size: int) -> Iterator[bytes]:
@@ -749,202 +881,30 @@ def _big_file(size: int) -> Iterator[bytes]:
         remaining -= len(chunk)
 
 
-# ---------------------------------------------------------------------------
-# The HTTP layer
+def _huge_json(size: int) -> Iterator[bytes]:
+    head = b'{"data":"'
+    yield head
+    remaining = size - len(head)
+    block = b"x" * 65536
+    while remaining > 0:
+        chunk = block if remaining >= len(block) else block[:remaining]
+        yield chunk
+        remaining -= len(chunk)
 
 
-class _ResetConnection(Exception):
-    pass
+def _then_reset(sent: bytes) -> Iterator[bytes]:
+    yield sent
+    raise ResetConnection
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "KilnSandbox/1.0"
-    timeout = 120   # idle keep-alive connections end after this
-
-    sandbox: Sandbox  # set on the subclass made per server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without this, Nagle's
-        # algorithm and delayed ACKs add ~40 ms to every keep-alive request.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format, *args):  # quiet
-        pass
-
-    def do_GET(self):
-        self._handle()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
-
-    # -- reading ------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _handle(self) -> None:
-        sandbox = self.sandbox
-        split = urlsplit(self.path)
-        path = split.path or "/"
-        body = self._read_body()
-        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
-        req = Request(method=self.command, path=path, query=dict(parse_qsl(split.query, keep_blank_values=True)),
-                      headers=self.headers, body=body, root_url=f"http://{host}", sandbox=sandbox)
-        try:
-            if path == "/_control" or path.startswith("/_control/"):
-                self._send(sandbox.control(req))
-                return
-            fault = sandbox.faults.take(self.command, path)
-            response = self._respond(req, fault)
-            sandbox.requests.append({"method": self.command, "path": path, "status": response.status if response else 0,
-                                     "auth": bool(self.headers.get("Authorization")), "time": time.time(),
-                                     "fault": bool(fault), "json": _loggable(req.json())})
-            if fault:
-                self._send_faulty(req, response, fault)
-            else:
-                self._send(response)
-        except _ResetConnection:
-            sandbox.requests.append({"method": self.command, "path": path, "status": 0,
-                                     "auth": bool(self.headers.get("Authorization")), "time": time.time(),
-                                     "fault": True})
-            self._reset()
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            self.close_connection = True
-
-    def _respond(self, req: Request, fault: dict | None) -> Response | None:
-        if not fault:
-            return self._run(req)
-        replaces = any(k in fault for k in ("status", "json", "body", "huge"))
-        run = bool(fault.get("run", not replaces))
-        response = self._run(req) if run else None
-        if fault.get("reset") and not fault.get("reset_after"):
-            raise _ResetConnection
-        if "status" in fault or "json" in fault or "body" in fault:
-            status = int(fault.get("status", 200))
-            if "json" in fault:
-                response = json_response(fault["json"], status)
-            elif "body" in fault:
-                response = bytes_response(str(fault["body"]).encode(), fault.get("content_type", "text/html"), status)
-            else:
-                envelope = req.app.error_envelope if req.app else default_envelope
-                if req.app is None:
-                    provider_id = req.path.lstrip("/").partition("/")[0]
-                    app = self.sandbox.apps.get(provider_id)
-                    envelope = app.error_envelope if app else default_envelope
-                response = envelope(status, fault.get("message") or _reason(status), _status_hint(status))
-        if response is None:
-            response = json_response({}, 200)
-        for name, value in (fault.get("headers") or {}).items():
-            response.headers = [(k, v) for k, v in response.headers if k.lower() != name.lower()]
-            response.headers.append((name, str(value)))
-        return response
-
-    def _run(self, req: Request) -> Response:
-        try:
-            return self.sandbox.dispatch(req)
-        except Exception as exc:  # a sandbox bug: answer 500 so the test sees it
-            import traceback
-
-            traceback.print_exc()
-            return json_response({"error": {"message": f"sandbox error: {exc!r}", "type": "server_error"}}, 500)
-
-    # -- writing ------------------------------------------------------------
-
-    def _start(self, response: Response, *, length: int | None, chunked: bool) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        elif length is not None:
-            self.send_header("Content-Length", str(length))
-        self.end_headers()
-
-    def _chunk(self, data: bytes) -> None:
-        if data:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-    def _send(self, response: Response) -> None:
-        head_only = self.command == "HEAD"
-        if response.stream is not None:
-            self._start(response, length=None, chunked=True)
-            if head_only:
-                return
-            for data in response.stream:
-                self._chunk(data)
-            self.wfile.write(b"0\r\n\r\n")
-        else:
-            self._start(response, length=len(response.body), chunked=False)
-            if not head_only:
-                self.wfile.write(response.body)
-
-    def _send_faulty(self, req: Request, response: Response, fault: dict) -> None:
-        delay = float(fault.get("delay") or 0)
-        if delay:
-            time.sleep(delay)
-        if fault.get("huge"):
-            size = 10 * 1024**3 if fault["huge"] is True else int(fault["huge"])
-            content_type = "video/mp4" if req.path.startswith("/media/") else "application/json"
-            chunks = _big_file(size) if content_type == "video/mp4" else _huge_json(size)
-            self._send(Response(response.status, [("Content-Type", content_type)], stream=chunks))
-            self.close_connection = True
-            return
-        body = response.body if response.stream is None else b"".join(response.stream)
-        if fault.get("reset_after") is not None and fault.get("reset_after") is not False:
-            self._start(response, length=len(body), chunked=False)
-            self.wfile.write(body[: int(fault["reset_after"])])
-            raise _ResetConnection
-        if fault.get("truncate"):
-            half = body[: len(body) // 2]
-            if fault["truncate"] == "close":
-                self._start(response, length=len(body), chunked=False)
-                self.wfile.write(half)
-                self.close_connection = True
-                self.wfile.flush()
-                self.connection.shutdown(socket.SHUT_WR)
-            else:
-                self._start(response, length=len(half), chunked=False)
-                self.wfile.write(half)
-            return
-        if fault.get("trickle"):
-            seconds = 3600.0 if fault["trickle"] is True else float(fault["trickle"])
-            interval = float(fault.get("trickle_interval", 0.1))
-            step = max(1, int(fault.get("trickle_bytes", 16)))
-            self._start(response, length=None, chunked=True)
-            until = time.monotonic() + seconds
-            offset = 0
-            while offset < len(body) or time.monotonic() < until:
-                piece = body[offset:offset + step] if offset < len(body) else b" " * step
-                offset += step
-                self._chunk(piece)
-                time.sleep(interval)
-            self.wfile.write(b"0\r\n\r\n")
-            self.close_connection = True
-            return
-        self._send(response)
-
-    def _reset(self) -> None:
-        """Close with RST (SO_LINGER 0), no FIN: the client sees a connection reset."""
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.rfile.close()
-            self.connection.close()
-        except OSError:
-            pass
+def _trickle(body: bytes, seconds: float, interval: float, step: int) -> Iterator[bytes]:
+    """The whole body ``step`` bytes at a time, then spaces, until ``seconds`` have passed."""
+    until = time.monotonic() + seconds
+    offset = 0
+    while offset < len(body) or time.monotonic() < until:
+        yield body[offset:offset + step] if offset < len(body) else b" " * step
+        offset += step
+        time.sleep(interval)
 
 
 def _loggable(value: Any) -> Any:
@@ -958,15 +918,7 @@ def _loggable(value: Any) -> Any:
     return value
 
 
-def _huge_json(size: int) -> Iterator[bytes]:
-    head = b'{"data":"'
-    yield head
-    remaining = size - len(head)
-    block = b"x" * 65536
-    while remaining > 0:
-        chunk = block if remaining >= len(block) else block[:remaining]
-        yield chunk
-        remaining -= len(chunk)
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
 def _reason(status: int) -> str:
@@ -985,10 +937,40 @@ def _status_hint(status: int) -> str:
             504: "timeout"}.get(status, "server" if status >= 500 else "invalid_request")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+# ---------------------------------------------------------------------------
+# The server: Werkzeug's threaded one, with what the faults need
+
+
+class ResetConnection(ConnectionResetError):
+    """Raised by the application (or while its answer is sent) to end the connection with a
+    TCP reset. Werkzeug takes a ConnectionError as a dropped connection and hands it to
+    ``connection_dropped``, where the handler resets the socket."""
+
+
+class _RequestHandler(WSGIRequestHandler):
+    timeout = 120   # a client that connects and sends nothing is let go after this
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers, chunk sizes and bodies go out in separate writes: without this, Nagle's
+        # algorithm and delayed ACKs add ~40 ms to answers.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Quiet: a line per poll would drown ``make run``'s output (errors are still logged)."""
+
+    def connection_dropped(self, error: BaseException, environ: dict | None = None) -> None:
+        if not isinstance(error, ResetConnection):
+            return
+        # Close with RST (SO_LINGER 0) and no FIN: the client sees a connection reset. The socket's
+        # file (rfile) holds a reference to it: both must close for the reset to go out now.
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()
+            self.connection.close()
+        except OSError:
+            pass
 
 
 class SandboxServer:
@@ -1006,8 +988,8 @@ class SandboxServer:
         self.sandbox = Sandbox(settings)
         for provider_id, register in load_providers(providers).items():
             self.sandbox.mount(provider_id, register)
-        handler = type("SandboxHandler", (_Handler,), {"sandbox": self.sandbox})
-        self.httpd = _Server((host, port), handler)
+        self.httpd: BaseWSGIServer = make_server(host, port, self.sandbox, threaded=True,
+                                                 request_handler=_RequestHandler)
         self.host, self.port = self.httpd.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"
         self._thread: threading.Thread | None = None

@@ -236,7 +236,7 @@ def register(app: ProviderApp) -> None:
                 Phase.FAILED: "failed", Phase.CANCELLED: "cancelled"}[phase] or running_word()
 
     def body_or_400(req: Request, validate):
-        body = req.json()
+        body = req.get_json(force=True, silent=True)
         if not isinstance(body, dict):
             return None, envelope(400, "The request body must be a JSON object.", "invalid_request")
         try:
@@ -273,7 +273,7 @@ def register(app: ProviderApp) -> None:
 
     # -- videos -----------------------------------------------------------
 
-    @app.route("POST", r"/api/v1/videos")
+    @app.route("POST", "/api/v1/videos")
     def create_video(req: Request) -> Response:
         params, error = body_or_400(req, validate_video)
         if error:
@@ -281,7 +281,7 @@ def register(app: ProviderApp) -> None:
         job = new_job(req, "video", params, "")
         return json_response({"id": job.id, "status": "pending", "polling_url": f"/api/v1/videos/{job.id}"}, 202)
 
-    @app.route("GET", r"/api/v1/videos/(?P<id>[^/]+)")
+    @app.route("GET", "/api/v1/videos/<id>")
     def show_video(req: Request) -> Response:
         job = app.jobs.poll(app.id, req.params["id"])
         if job is None or job.kind != "video":
@@ -313,13 +313,13 @@ def register(app: ProviderApp) -> None:
             body["object"] = "image.generation.task"
         return json_response(body)
 
-    @app.route("POST", r"/api/v1/videos/(?P<id>[^/]+)/cancel")
+    @app.route("POST", "/api/v1/videos/<id>/cancel")
     def cancel_video(req: Request) -> Response:
         return cancel(req, "video")
 
     # -- images -----------------------------------------------------------
 
-    @app.route("POST", r"/api/v1/images/generations")
+    @app.route("POST", "/api/v1/images/generations")
     def create_image(req: Request) -> Response:
         params, error = body_or_400(req, validate_image)
         if error:
@@ -347,7 +347,7 @@ def register(app: ProviderApp) -> None:
             return envelope(502, "Image generation failed: upstream provider error", "upstream")
         return json_response(image_result(req, params, created))
 
-    @app.route("GET", r"/api/v1/images/generations/(?P<id>[^/]+)")
+    @app.route("GET", "/api/v1/images/generations/<id>")
     def show_image(req: Request) -> Response:
         job = app.jobs.poll(app.id, req.params["id"])
         if job is None or job.kind != "image" or job.extra.get("sync"):
@@ -363,6 +363,6 @@ def register(app: ProviderApp) -> None:
                              "type": "content_moderation" if message == BLOCKED else "generation_error"}
         return json_response(body)
 
-    @app.route("POST", r"/api/v1/images/generations/(?P<id>[^/]+)/cancel")
+    @app.route("POST", "/api/v1/images/generations/<id>/cancel")
     def cancel_image(req: Request) -> Response:
         return cancel(req, "image")

@@ -84,7 +84,7 @@ def _ulid(prefix: str) -> str:
 
 def cdn_root(req: Request) -> str:
     """The media host as a CDN: the other loopback name than the one the API was reached by."""
-    parts = urlsplit(req.root_url)
+    parts = urlsplit(req.server_url)
     host = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(parts.hostname or "", parts.hostname or "")
     return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
 
@@ -120,16 +120,17 @@ def register(app: ProviderApp) -> None:
                 wait = max(1, int(window[0] + 60 - now) + 1)
                 response = envelope(429, f"Rate limit reached: your plan allows {int(rpm)} requests per minute.",
                                     "rate_limit")
-                response.headers.append(("Retry-After", str(wait)))
+                response.headers["Retry-After"] = str(wait)
                 return response
             window.append(now)
         return None
 
-    @app.post(r"(?:/v1/video/generations)?/jobs")
+    @app.post("/jobs")
+    @app.post("/v1/video/generations/jobs")  # the documented path: a key's base URL may be the host
     def create(req: Request) -> Response:
         if limited := rate_limited(req):
             return limited
-        body = req.json()
+        body = req.get_json(force=True, silent=True)
         if not isinstance(body, dict):
             return envelope(400, "The request body must be a JSON object.")
         prompt = body.get("prompt")
@@ -169,7 +170,8 @@ def register(app: ProviderApp) -> None:
                 generation_jobs[gen_id] = job.id
         return json_response({"id": job.id, "status": "queued", "created_at": int(job.created_at)})
 
-    @app.get(r"(?:/v1/video/generations)?/jobs/(?P<id>[^/]+)")
+    @app.get("/jobs/<id>")
+    @app.get("/v1/video/generations/jobs/<id>")
     def show(req: Request) -> Response:
         job = app.jobs.poll(app.id, req.params["id"])
         if job is None:
@@ -208,7 +210,8 @@ def register(app: ProviderApp) -> None:
                 payload["generations"].append(generation)
         return json_response(payload)
 
-    @app.get(r"(?:/v1/video/generations)?/(?P<gen_id>gen_[A-Za-z0-9]+)/content/video")
+    @app.get('/<regex("gen_[A-Za-z0-9]+"):gen_id>/content/video')
+    @app.get('/v1/video/generations/<regex("gen_[A-Za-z0-9]+"):gen_id>/content/video')
     def content(req: Request) -> Response:
         with lock:
             job_id = generation_jobs.get(req.params["gen_id"])

@@ -58,7 +58,7 @@ def describe(returncode: int) -> str:
 
 class Supervisor:
     def __init__(self, children: list[Child], *, env: dict[str, str] | None = None, out: TextIO | None = None,
-                 grace: float = 10.0, on_started: Callable[[], None] | None = None,
+                 grace: float = 20.0, on_started: Callable[[], None] | None = None,
                  crash_limit: int = 5, crash_window: float = 60.0, max_backoff: float = 30.0):
         self.children = children
         self.env = env

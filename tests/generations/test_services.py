@@ -149,6 +149,33 @@ def test_cancelling_a_queued_job_cancels_it_and_returns_the_credits(make, member
     assert_ledger_consistent()
 
 
+@pytest.mark.postgres
+def test_no_one_sees_a_cancelled_job_whose_credits_are_still_held(make, membership, owner, transactional_db,
+                                                                   monkeypatch):
+    """``generate --wait`` read a cancelled job between its status and its refund and printed
+    "cost not settled · held until an admin reviews it". Another connection, looking at the
+    moment the refund is written, must see the job either still queued or cancelled and refunded."""
+    import threading
+
+    generation = make()
+    seen = []
+    release = credits.release
+
+    def look_from_elsewhere(*args, **kwargs):
+        def look():
+            other = Generation.objects.get(pk=generation.pk)
+            seen.append((other.status, credits.held_for(other)))
+
+        reader = threading.Thread(target=look)
+        reader.start()
+        reader.join()
+        return release(*args, **kwargs)
+
+    monkeypatch.setattr(credits, "release", look_from_elsewhere)
+    assert cancel_generation(generation, actor=owner) == "Cancelled."
+    assert seen == [(Status.QUEUED, generation.estimated_cost)]
+
+
 def test_cancelling_a_submitted_job_asks_the_provider(make, owner, sandbox):
     sandbox.control(duration=30)
     generation = make()

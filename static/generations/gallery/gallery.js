@@ -1,4 +1,4 @@
-// Kiln gallery: live status ids, elapsed times, the lightbox, card menus.
+// Kiln gallery: live status ids, elapsed times, the lightbox, card menus, selecting cards.
 // Loaded with `defer`; no inline scripts (CSP). The 2-second `kiln:tick` on
 // <body> comes from kiln.js and only fires while the tab is visible.
 (function () {
@@ -53,6 +53,112 @@
     document.querySelectorAll("details.card-menu[open]").forEach(function (menu) {
       if (!menu.contains(event.target)) menu.removeAttribute("open");
     });
+  });
+
+  // --- Selecting cards for the bar's actions (#bulk-form) -------------------
+  // Each card's box belongs to the bar's form (form="bulk-form"), so the bar's buttons post
+  // the ticked ids with no script at all. Here: the set of selected ids survives cards being
+  // swapped (live status, the bar's own answers), Shift ticks the range from the last box
+  // clicked, "Select all on page", "Clear", Esc, the count, and the limits of each action.
+  var selected = new Set();
+  var anchor = null;
+  var syncQueued = false;
+
+  function bar() { return document.getElementById("bulk-form"); }
+  function boxes() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-selectable] input[data-select]"));
+  }
+
+  function sync() {
+    syncQueued = false;
+    var form = bar();
+    if (!form) return;
+    var present = new Set();
+    var finished = 0;
+    boxes().forEach(function (box) {
+      present.add(box.value);
+      box.checked = selected.has(box.value);
+      var card = box.closest(".gcard");
+      if (card) card.classList.toggle("is-selected", box.checked);
+      if (box.checked && card && card.classList.contains("status-succeeded")) finished++;
+    });
+    // A card that went (archived, deleted) leaves the selection with its box.
+    selected.forEach(function (id) { if (!present.has(id)) selected.delete(id); });
+    var count = selected.size;
+    form.querySelector("[data-bulk-count]").textContent = String(count);
+    var status = document.getElementById("bulk-status");
+    var open = count > 0 || (status && status.textContent.trim() !== "");
+    form.toggleAttribute("data-open", open);
+    document.documentElement.classList.toggle("is-selecting", count > 0);
+    var limits = { max: +form.getAttribute("data-max"), zip: +form.getAttribute("data-zip-max"),
+                   share: +form.getAttribute("data-share-max") };
+    var hint = "";
+    if (count > limits.max) hint = "Select at most " + limits.max + " results at once.";
+    form.querySelectorAll(".bulk-actions button").forEach(function (button) {
+      var kind = button.getAttribute("data-bulk-limit");
+      var over = (kind === "zip" && count > limits.zip) || (kind === "share" && finished > limits.share);
+      if (over && !hint) {
+        hint = kind === "zip" ? "A zip holds at most " + limits.zip + " results: select fewer to download."
+                              : "A link shares at most " + limits.share + " results: select fewer to share.";
+      }
+      button.disabled = count === 0 || count > limits.max || over;
+    });
+    form.querySelector("[data-bulk-hint]").textContent = hint;
+  }
+
+  function queueSync() {
+    if (syncQueued) return;
+    syncQueued = true;
+    window.setTimeout(sync, 0);
+  }
+
+  // Shift+click must not also select the text between two cards.
+  document.addEventListener("mousedown", function (event) {
+    if (event.shiftKey && event.target.closest && event.target.closest(".card-select")) event.preventDefault();
+  });
+
+  document.addEventListener("click", function (event) {
+    var box = event.target.closest && event.target.closest("input[data-select]");
+    if (!box) return;
+    var all = boxes();
+    var here = all.indexOf(box);
+    var from = anchor && document.contains(anchor) ? all.indexOf(anchor) : -1;
+    // Shift: every box from the last one clicked to this one takes this one's state
+    // (a keyboard's Shift+Space sends the same click).
+    var range = event.shiftKey && from >= 0 && here >= 0 ? all.slice(Math.min(from, here), Math.max(from, here) + 1) : [box];
+    range.forEach(function (b) {
+      if (box.checked) selected.add(b.value); else selected.delete(b.value);
+    });
+    anchor = box;
+    sync();
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-bulk-all], [data-bulk-clear]");
+    if (!button) return;
+    if (button.hasAttribute("data-bulk-all")) {
+      boxes().forEach(function (box) { selected.add(box.value); });
+    } else {
+      selected.clear();
+      anchor = null;
+      var status = document.getElementById("bulk-status");
+      if (status) status.textContent = "";
+    }
+    sync();
+  });
+
+  // A new action's answer replaces the last one's; cards swapped in get their ticks back.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = bar();
+    if (form && form.contains(event.detail.elt)) document.getElementById("bulk-status").textContent = "";
+  });
+  ["htmx:load", "htmx:afterSwap", "htmx:oobAfterSwap"].forEach(function (name) {
+    document.addEventListener(name, queueSync);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    // A reload may have kept boxes ticked (autocomplete=off aside): they are the selection.
+    boxes().forEach(function (box) { if (box.checked) selected.add(box.value); });
+    sync();
   });
 
   // --- Lightbox: images and an inline player; ← → between results, Esc ---
@@ -162,7 +268,13 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
-      document.querySelectorAll("details.card-menu[open]").forEach(function (menu) { menu.removeAttribute("open"); });
+      var menus = document.querySelectorAll("details.card-menu[open]");
+      menus.forEach(function (menu) { menu.removeAttribute("open"); });
+      // Esc clears the selection, unless it was closing a menu or the viewer.
+      if (!menus.length && (!box || box.hidden) && selected.size) {
+        selected.clear();
+        sync();
+      }
     }
     if (!box || box.hidden) return;
     if (event.key === "Escape") { event.preventDefault(); hide(); }

@@ -2,6 +2,7 @@
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.credits.models import LedgerEntry, LedgerKind, Wallet
 from accounts.credits.services import capture
@@ -128,3 +129,79 @@ def test_the_admin_deletes_only_generations_whose_credits_are_settled(team, team
     assert set(Generation.objects.values_list("pk", flat=True)) == {running.pk, expired.pk}
     wallet.refresh_from_db()
     assert wallet.reserved == 700 + 900  # still held, still visible, still reviewable
+
+
+# ---------------------------------------------------------------------------
+# The usage report in the admin
+
+
+def admin_table(page: str, table_id: str) -> dict[str, list[str]]:
+    import re
+
+    body = page.split(f'id="{table_id}"')[1].split("</table>")[0].split("<tbody>")[1]
+    rows = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+        cells = [re.sub(r"<[^>]+>", "", td).strip() for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.fixture
+def usage(team, owner, teammate, other_team, outsider):
+    """Acme: two succeeded (one each), one failed, one cancelled. Rivals: one succeeded."""
+    capture(make_generation(team, owner, estimate=2_000), 1_800)
+    capture(make_generation(team, teammate, estimate=1_000, provider="shuttleai", model="flux-dev"), 1_000)
+    make_generation(team, teammate, status=Status.FAILED, reserved=False)
+    make_generation(team, owner, status=Status.CANCELLED, reserved=False)
+    capture(make_generation(other_team, outsider, estimate=5_000), 5_000)
+
+
+def test_the_ledger_links_to_the_usage_report(admin_client, usage):
+    page = admin_client.get("/admin/accounts/ledgerentry/").content.decode()
+    assert 'href="/admin/accounts/ledgerentry/usage/">Usage report</a>' in page
+
+
+def test_the_admin_usage_report_covers_every_team_with_cancelled_jobs_apart(admin_client, usage):
+    response = admin_client.get("/admin/accounts/ledgerentry/usage/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "All teams" in page and "5 jobs (3 succeeded, 1 failed, 1 cancelled), 7,800 credits" in page
+    # jobs, succeeded, failed, cancelled, failure rate, credits
+    assert admin_table(page, "by-team") == {
+        "Rival Films": ["1", "1", "0", "0", "0.0%", "5,000 ($0.50)"],
+        "Acme Studio": ["4", "2", "1", "1", "33.3%", "2,800 ($0.28)"],
+    }
+    assert admin_table(page, "by-member")["owner@acme.test · Acme Studio"][:4] == ["2", "1", "0", "1"]
+
+
+def test_the_admin_usage_report_of_one_team(admin_client, usage):
+    page = admin_client.get("/admin/accounts/ledgerentry/usage/?team=acme&period=month").content.decode()
+    assert "by-team" not in page
+    assert set(admin_table(page, "by-member")) == {"owner@acme.test", "mate@acme.test"}
+    assert "Rival" not in page.split('id="usage-summary"')[1]
+    assert admin_table(page, "by-period")[f"{timezone.localdate():%Y-%m}"][:4] == ["4", "2", "1", "1"]
+
+
+def test_the_admin_usage_report_exports_csv_with_the_team(admin_client, usage):
+    import csv
+    import io
+
+    response = admin_client.get("/admin/accounts/ledgerentry/usage/?format=csv")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert 'filename="kiln-usage-all-teams-day-' in response["Content-Disposition"]
+    records = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert {r["team"] for r in records} == {"Acme Studio", "Rival Films"}
+    assert sum(int(r["cancelled"]) for r in records) == 1
+
+
+def test_the_admin_usage_report_refuses_bad_filters_and_needs_the_ledger_permission(admin_client, usage, db):
+    response = admin_client.get("/admin/accounts/ledgerentry/usage/?start=2026-05-02&end=2026-05-01")
+    assert response.status_code == 400
+    assert "The start date must be on or before the end date." in response.content.decode()
+
+    staff = User.objects.create_user("staff@kiln.test", "pw-for-the-admin-42", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    assert client.get("/admin/accounts/ledgerentry/usage/").status_code == 403
+    anonymous = Client().get("/admin/accounts/ledgerentry/usage/")
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]

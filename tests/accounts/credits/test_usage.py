@@ -47,9 +47,9 @@ def test_the_report_sums_credits_and_jobs_by_member(activity, owner_client):
     response = owner_client.get("/accounts/team/usage/")
     assert response.status_code == 200
     rows = table(html(response), "by-member")
-    # jobs, succeeded, failed, failure rate, credits
-    assert rows["owner@acme.test"] == ["2", "1", "1", "50.0%", "1,800"]
-    assert rows["mate@acme.test"] == ["2", "1", "1", "50.0%", "5,500"]
+    # jobs, succeeded, failed, cancelled, failure rate, credits
+    assert rows["owner@acme.test"] == ["2", "1", "1", "0", "50.0%", "1,800"]
+    assert rows["mate@acme.test"] == ["2", "1", "1", "0", "50.0%", "5,500"]
     assert '<div class="value" id="usage-total-credits">7,300</div>' in html(response)
     assert '<div class="value" id="usage-total-jobs">4</div>' in html(response)
 
@@ -63,13 +63,29 @@ def test_the_report_sums_by_provider_and_model(activity, owner_client):
     assert next(iter(models.values()))[-1] == "5,500"
 
 
+def test_cancelled_jobs_have_a_column_of_their_own_and_are_not_failures(team, owner, owner_client):
+    """A model with 3 jobs, 2 succeeded and 1 cancelled: the third is neither missing nor a failure."""
+    for _ in range(2):
+        capture(make_generation(team, owner, provider="shark", model="shark-image-1"), 1_000)
+    release(make_generation(team, owner, provider="shark", model="shark-image-1", status=Status.CANCELLED))
+    response = owner_client.get("/accounts/team/usage/")
+    page = html(response)
+    # jobs, succeeded, failed, cancelled, failure rate, credits
+    assert list(table(page, "by-model").values()) == [["3", "2", "0", "1", "0.0%", "2,000"]]
+    assert table(page, "by-member")["owner@acme.test"] == ["3", "2", "0", "1", "0.0%", "2,000"]
+    assert table(page, "by-period")[f"{timezone.localdate():%Y-%m-%d}"] == ["3", "0", "1", "2,000"]
+    assert '<div class="muted small" id="usage-total-outcomes">2 succeeded, 0 failed, 1 cancelled</div>' in page
+    records = list(csv.reader(io.StringIO(owner_client.get("/accounts/team/usage.csv").content.decode())))
+    assert [dict(zip(records[0], r, strict=True))["cancelled"] for r in records[1:]] == ["1"]
+
+
 def test_the_report_never_includes_another_team(activity, owner_client):
     assert "99,999" not in html(owner_client.get("/accounts/team/usage/"))
 
 
 def test_an_outsider_sees_only_their_own_teams_report(activity, outsider_client):
     page = html(outsider_client.get("/accounts/team/usage/"))
-    assert table(page, "by-member") == {"outsider@rivals.test": ["1", "1", "0", "0.0%", "99,999"]}
+    assert table(page, "by-member") == {"outsider@rivals.test": ["1", "1", "0", "0", "0.0%", "99,999"]}
 
 
 def test_a_member_cannot_see_the_team_report(activity, teammate_client):
@@ -103,7 +119,7 @@ def test_the_report_groups_per_month(team, owner, owner_client):
     page = html(owner_client.get("/accounts/team/usage/?period=month"))
     svg = page.split('<svg class="usage-chart"')[1].split("</svg>")[0]
     assert svg.count("<rect ") == 12
-    assert table(page, "by-period") == {f"{timezone.localtime(past):%Y-%m}": ["1", "0", "1,000"]}
+    assert table(page, "by-period") == {f"{timezone.localtime(past):%Y-%m}": ["1", "0", "0", "1,000"]}
 
 
 @pytest.mark.parametrize(("query", "message"), [
@@ -135,11 +151,11 @@ def test_the_csv_export_has_one_row_per_day_member_provider_and_model(activity, 
     assert response["Content-Disposition"] == (
         f'attachment; filename="kiln-usage-acme-day-{start:%Y%m%d}-{today:%Y%m%d}.csv"')
     records = list(csv.reader(io.StringIO(response.content.decode())))
-    assert records[0] == ["period", "member", "provider", "model", "jobs", "succeeded", "failed",
+    assert records[0] == ["period", "member", "provider", "model", "jobs", "succeeded", "failed", "cancelled",
                           "failure_rate", "credits", "usd"]
     assert sorted(records[1:]) == sorted([
-        [today.isoformat(), "mate@acme.test", "shuttleai", "flux-dev", "2", "1", "1", "0.5000", "5500", "0.5500"],
-        [today.isoformat(), "owner@acme.test", "shark", "shark-image-1", "2", "1", "1", "0.5000", "1800", "0.1800"],
+        [today.isoformat(), "mate@acme.test", "shuttleai", "flux-dev", "2", "1", "1", "0", "0.5000", "5500", "0.5500"],
+        [today.isoformat(), "owner@acme.test", "shark", "shark-image-1", "2", "1", "1", "0", "0.5000", "1800", "0.1800"],
     ])
 
 

@@ -91,6 +91,7 @@ def test_a_key_without_a_base_url_is_refused(sandbox):
 
 
 def test_a_task_walks_every_wrapped_status_with_its_progress(sandbox, creds):
+    sandbox.control(duration=600)  # 1 % = 6 s: each fraction still reads as set on a slow machine
     submitted = PROVIDER.submit(make_job(), creds)
     assert submitted.job_id.startswith("task_")
     seen = []
@@ -180,7 +181,7 @@ def test_inputs_go_as_short_lived_urls_when_kiln_has_them(sandbox, creds):
 
 
 def test_the_openai_video_shape_is_understood(sandbox, creds):
-    sandbox.control(gateway_shape="openai")
+    sandbox.control(gateway_shape="openai", duration=600)  # 1 % = 6 s: the 30 % still reads 30 % under load
     submitted = PROVIDER.submit(make_job(), creds)
     at_fraction(sandbox, submitted.job_id, 0.01)
     queued = PROVIDER.poll(submitted.job_id, creds, model=PRO)

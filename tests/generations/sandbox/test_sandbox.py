@@ -21,15 +21,15 @@ def _register_echo(app: ProviderApp) -> None:
 
     app.error_envelope = envelope
 
-    @app.route("POST", r"/jobs")
+    @app.route("POST", "/jobs")
     def create(req: Request):
-        body = req.json() or {}
+        body = req.get_json(force=True, silent=True) or {}
         job = app.jobs.create(app.id, body.get("kind", "image"), body, prompt=body.get("prompt", ""),
                               idempotency_key=req.headers.get("Idempotency-Key"),
                               fail="echo failed" if "[fail]" in body.get("prompt", "") else None)
         return json_response({"id": job.id}, 202)
 
-    @app.route("GET", r"/jobs/(?P<id>[^/]+)")
+    @app.route("GET", "/jobs/<id>")
     def show(req: Request):
         job = app.jobs.poll(app.id, req.params["id"])
         if job is None:
@@ -253,11 +253,18 @@ def test_bad_control_input_is_a_400_not_a_crash(sandbox):
     assert httpx.post(sandbox.url + "/_control/faults", json={"path": "(["}).status_code == 400
 
 
-def test_keep_alive_serves_many_requests_on_one_connection_quickly(sandbox, echo):
+def test_many_requests_in_a_row_are_answered_quickly_each_on_a_connection_of_its_own(sandbox, echo):
     started = time.monotonic()
     for _ in range(100):
-        assert echo.get("/jobs/nope").status_code == 404
+        response = echo.get("/jobs/nope")
+        assert response.status_code == 404 and response.headers["Connection"] == "close"
     assert time.monotonic() - started < 3
+
+
+def test_answers_carry_the_standard_reason_phrases_kiln_shows_to_users(sandbox, echo):
+    sandbox.fault("^/echo/jobs$", status=502, body="<html>Bad gateway</html>")
+    assert echo.post("/jobs", json={}).reason_phrase == "Bad Gateway"
+    assert echo.get("/jobs/nope").reason_phrase == "Not Found"
 
 
 def test_unknown_providers_and_routes_answer_404(sandbox, echo):
