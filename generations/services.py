@@ -169,7 +169,7 @@ def _check_prompt(model: ModelSpec, operation: str, prompt: str, negative_prompt
             errors["negative_prompt"] = f"{model.label} does not take a negative prompt."
         elif _PROMPT_CONTROL.search(negative_prompt):
             errors["negative_prompt"] = "The negative prompt contains control characters."
-        elif len(negative_prompt.strip()) > (limit := model.negative_prompt_max_length or model.prompt_max_length):
+        elif len(negative_prompt.strip()) > (limit := model.negative_prompt_limit):
             errors["negative_prompt"] = f"At most {limit:,} characters (this has {len(negative_prompt.strip()):,})."
     return prompt, negative_prompt.strip()
 

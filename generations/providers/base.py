@@ -272,6 +272,11 @@ class ModelSpec:
     def prompt_required_for(self, operation: str) -> bool:
         return self.prompt_required and operation not in self.prompt_optional_operations
 
+    @property
+    def negative_prompt_limit(self) -> int:
+        """The negative prompt's own limit, else the prompt's."""
+        return self.negative_prompt_max_length or self.prompt_max_length
+
     def params_for(self, operation: str) -> list[Param]:
         return [p for p in self.params if p.applies_to(operation)]
 

@@ -11,6 +11,11 @@ messages people see are the schema's own; the form's ``clean`` runs
 ``ModelSpec.clean_params`` over the result as the final word. Errors the
 service finds later (``GenerationRejected.errors``) are mapped back onto
 the fields with ``apply_rejection``.
+
+No text field carries a browser ``maxlength``: a browser cuts a pasted text
+at it without a word (a 50,000-character prompt became 4,000). A field with a
+limit says so in ``field.limit`` instead (the page shows a counter against it)
+and the form refuses a longer text with a message, keeping all of it.
 """
 
 from __future__ import annotations
@@ -127,7 +132,8 @@ class SchemaBooleanField(SchemaFieldMixin, forms.BooleanField):
 
 
 class SchemaCharField(SchemaFieldMixin, forms.CharField):
-    pass
+    def clean(self, value):
+        return super().clean(one_newline(value) if isinstance(value, str) else value)
 
 
 def _number_text(value: float | None) -> str:
@@ -167,7 +173,33 @@ def param_field(param: Param) -> forms.Field:
             field = SchemaCharField(max_length=param.max_length, initial=param.default, **common)
     field.param = param
     field.help_text = " ".join(help_parts)
+    if isinstance(field, SchemaCharField):
+        limit_by_counter(field, param.max_length)
     return field
+
+
+def limit_by_counter(field: forms.Field, limit: int | None) -> None:
+    """``limit`` for the page's counter, and no ``maxlength`` for the browser to cut at."""
+    field.widget.attrs.pop("maxlength", None)
+    field.limit = limit
+    field.limit_text = f"{limit:,}" if limit else ""
+    if limit:
+        field.widget.attrs["data-limit"] = str(limit)
+
+
+def one_newline(text: str) -> str:
+    """A browser sends a textarea's line breaks as CRLF but counts each as one character:
+    count (and keep) them as the counter does."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def too_long(text: str, limit: int, what: str, spec: ModelSpec) -> None:
+    """Refuse ``text`` longer than ``limit``, saying by how much; nothing is cut."""
+    if len(text) > limit:
+        raise ValidationError(
+            f"{spec.label} takes {what} of at most {limit:,} characters; this one has {len(text):,} "
+            f"({len(text) - limit:,} too many). Nothing was cut: shorten it and generate again.",
+            code="max_length")
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -248,15 +280,14 @@ class StudioForm(forms.Form):
         self.fields["operation"].choices = [(op, OPERATION_LABELS.get(op, op)) for op in spec.operations]
         prompt = self.fields["prompt"]
         prompt.required = spec.prompt_required_for(operation)
-        prompt.max_length = spec.prompt_max_length
-        prompt.widget.attrs["maxlength"] = str(spec.prompt_max_length)
-        prompt.validators.append(forms.fields.validators.MaxLengthValidator(spec.prompt_max_length))
+        limit_by_counter(prompt, spec.prompt_max_length)
         if not prompt.required:
             prompt.help_text = "Optional in this mode."
         if spec.negative_prompt:
             self.fields["negative_prompt"] = forms.CharField(
-                label="Negative prompt", required=False, max_length=spec.negative_prompt_max_length,
+                label="Negative prompt", required=False,
                 widget=forms.Textarea(attrs={"rows": 2}), help_text="What to keep out of the result.")
+            limit_by_counter(self.fields["negative_prompt"], spec.negative_prompt_limit)
 
         self.param_names: list[str] = []
         for param in spec.params_for(operation):
@@ -272,6 +303,10 @@ class StudioForm(forms.Form):
             else:
                 upload = forms.FileField(required=False, label=slot.label or slot.role)
             upload.widget.attrs["accept"] = "video/*" if slot.kind == Kind.VIDEO else "image/*"
+            # The chosen files stay chosen across every swap of the form (another model with this
+            # input, a form sent back with errors, the fresh form after a submit): no page can put
+            # a file back into a file input, so the element itself is kept.
+            upload.widget.attrs["hx-preserve"] = "true"
             self.fields[slot.role] = upload
             self.fields[slot.role + MEDIA_SUFFIX] = forms.CharField(widget=forms.HiddenInput, required=False, max_length=400)
 
@@ -333,10 +368,14 @@ class StudioForm(forms.Form):
         return key
 
     def clean_prompt(self) -> str:
-        return _no_control_chars(self.cleaned_data.get("prompt", ""))
+        prompt = one_newline(_no_control_chars(self.cleaned_data.get("prompt", "")))
+        too_long(prompt, self.spec.prompt_max_length, "a prompt", self.spec)
+        return prompt
 
     def clean_negative_prompt(self) -> str:
-        return _no_control_chars(self.cleaned_data.get("negative_prompt", ""))
+        text = one_newline(_no_control_chars(self.cleaned_data.get("negative_prompt", "")))
+        too_long(text, self.spec.negative_prompt_limit, "a negative prompt", self.spec)
+        return text
 
     def clean_remix_of(self) -> Generation | None:
         public_id = self.cleaned_data.get("remix_of")
@@ -464,14 +503,21 @@ class StudioForm(forms.Form):
             self.add_error(field, message)
 
     def fresh_initial(self) -> dict[str, Any]:
-        """Initial values for the next form after a successful submit: the same
-        model, mode, prompt and parameters, a new one-time key, no files."""
+        """Initial values for the next form after a successful submit: everything as it
+        was sent (model, mode, prompt, parameters, the files picked from the gallery, the
+        models to compare with), so the next try changes only what the member changes;
+        a new one-time key. The upload fields keep their files in the browser
+        (``hx-preserve``): no form can send a file back to it."""
         initial = {name: self.data.get(name) for name in ("prompt", "negative_prompt") if name in self.data}
         for name in self.param_names:
             value = self.params.get(name)
             if isinstance(value, list):
                 value = ", ".join(value)
             initial[name] = value
+        for role, media in self.picked_media.items():
+            initial[role + MEDIA_SUFFIX] = ",".join(str(m.public_id) for m in media)
+        if self.cleaned_data.get("compare_models"):
+            initial["compare_models"] = self.cleaned_data["compare_models"]
         return initial
 
 

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.credits.models import CREDITS_PER_USD, Wallet
-from accounts.models import Membership
+from accounts.models import Membership, Role
 from accounts.teams import require_membership
 from generations import services
 from generations.access import get_generation_for_member
@@ -94,6 +94,8 @@ def studio(request: HttpRequest) -> HttpResponse:
     operation = choose_operation(entry.model, wanted_operation, role=role)
     form = StudioForm(entry=entry, operation=operation, catalog=catalog, membership=membership, initial=initial)
     form.notice = notice or form.notice
+    # A remix or "Use as ..." link fills the form itself: the draft kept in the browser gives way to it.
+    form.prefilled = bool(remix_id or role)
     if role:
         _prefill_input(form, role, query.get(role))
     if remix_id and (provider_id, model_id) != (entry.provider_id, entry.model.id):
@@ -115,9 +117,28 @@ def studio_fields(request: HttpRequest) -> HttpResponse:
         return redirect(_studio_url(entry, operation))
     form = StudioForm(entry=entry, operation=operation, catalog=catalog, membership=membership,
                       initial=_carry_over(request.GET, entry, operation))
+    _drop_missing_picks(form)
     response = render(request, "generations/studio/studio.html#fieldset", {**_form_context(request, membership, form), "swapped": True})
-    response["HX-Push-Url"] = _studio_url(entry, operation)
+    # A draft given back on load (?restore=1) replaces the address: the reload is not a step back.
+    response["HX-Replace-Url" if request.GET.get("restore") else "HX-Push-Url"] = _studio_url(entry, operation)
     return response
+
+
+def _drop_missing_picks(form: StudioForm) -> None:
+    """Files picked earlier (a draft, the model before) that are no longer the team's to use
+    (deleted, or never theirs) are dropped, and the form says so."""
+    for slot in form.slots:
+        field = slot.role + MEDIA_SUFFIX
+        ids = studio_forms.split_ids(form.initial.get(field))
+        if not ids:
+            continue
+        media, problem = form.lookup_media(slot, ids)
+        if problem:
+            form.initial[field] = ""
+            label = (slot.label or dict(InputRole.choices).get(slot.role, slot.role)).lower()
+            form.notice = f"The {label} picked from the gallery earlier is no longer there; pick another or upload one."
+        else:
+            form.picked_media[slot.role] = media
 
 
 @login_required
@@ -339,6 +360,9 @@ def _carry_over(query: QueryDict, entry, operation: str) -> dict[str, Any]:
     for slot in entry.model.inputs_for(operation):
         if query.get(slot.role + MEDIA_SUFFIX):
             initial[slot.role + MEDIA_SUFFIX] = query[slot.role + MEDIA_SUFFIX]
+    # The ticks of models the new one can still be compared with (it cannot be compared with itself).
+    if compare := query.getlist("compare_models"):
+        initial["compare_models"] = compare[:studio_forms.MAX_COMPARE]
     return initial
 
 
@@ -412,7 +436,14 @@ def _balance(membership: Membership) -> int:
 def _estimate_context(membership: Membership, form: StudioForm) -> dict[str, Any]:
     params = form.estimate_params()
     entries = [form.entry]
-    for value in form.data.getlist("compare_models") if hasattr(form.data, "getlist") else []:
+    if form.is_bound:
+        compare = form.data.getlist("compare_models") if hasattr(form.data, "getlist") else []
+    else:  # fields drawn for another model, or the fresh form after a submit, keep their ticks
+        compare = form.initial.get("compare_models") or []
+    offered = {value for value, _ in form.compare_choices()}  # a tick the form cannot show counts for nothing
+    for value in compare:
+        if value not in offered:
+            continue
         other = find_entry(form.catalog, *split_model_value(value))
         if other is not None and other not in entries and len(entries) <= studio_forms.MAX_COMPARE:
             entries.append(other)
@@ -421,10 +452,29 @@ def _estimate_context(membership: Membership, form: StudioForm) -> dict[str, Any
         credits += services.estimate(entry.provider_id, entry.model.id, form.operation, form.params_for_entry(entry, params),
                                      team=membership.team)
     available = _balance(membership)
-    return {"estimate_credits": credits, "estimate_credits_text": f"{credits:,}",
-            "estimate_usd": f"{credits / CREDITS_PER_USD:.{2 if credits == 0 or credits >= 100 else 4}f}",
-            "estimate_models": len(entries), "estimate_skipped": form.estimate_skipped,
-            "available": available, "available_text": f"{max(available, 0):,}", "affordable": credits <= available}
+    context = {"estimate_credits": credits, "estimate_credits_text": f"{credits:,}",
+               "estimate_usd": f"{credits / CREDITS_PER_USD:.{2 if credits == 0 or credits >= 100 else 4}f}",
+               "estimate_models": len(entries), "estimate_skipped": form.estimate_skipped,
+               "available": available, "available_text": f"{max(available, 0):,}", "affordable": credits <= available}
+    if not context["affordable"]:
+        context.update(_credit_help(membership))
+    return context
+
+
+MANAGERS_NAMED = 5
+
+
+def _credit_help(membership: Membership) -> dict[str, Any]:
+    """Whom a member short of credits can ask: the team's owners and admins (they grant
+    credits on the wallets page), by name; a manager is sent to that page."""
+    team = {"credit_team": membership.team.name, "credit_role": membership.get_role_display().lower()}
+    if membership.is_manager:
+        return {**team, "wallets_url": reverse("accounts:wallets")}
+    managers = list(Membership.objects.active()
+                    .filter(team_id=membership.team_id, role__in=[Role.OWNER, Role.ADMIN])
+                    .select_related("user").order_by("-role", "user__email")[:MANAGERS_NAMED + 1])  # owners first
+    return {**team, "credit_managers": managers[:MANAGERS_NAMED], "more_managers": len(managers) > MANAGERS_NAMED,
+            "team_url": reverse("accounts:members")}
 
 
 def _form_context(request: HttpRequest, membership: Membership, form: StudioForm) -> dict[str, Any]:

@@ -13,6 +13,19 @@
     }
   });
 
+  // <form data-forget-drafts> (Sign out): forget the studio drafts this browser keeps
+  // (generations/studio/studio.js), so the next person here finds none of them.
+  document.addEventListener("submit", function (event) {
+    if (!event.target.matches || !event.target.matches("[data-forget-drafts]")) return;
+    try {
+      Object.keys(window.localStorage).forEach(function (key) {
+        if (key.indexOf("kiln:studio-draft:") === 0) window.localStorage.removeItem(key);
+      });
+    } catch (e) {
+      // No storage, no drafts.
+    }
+  });
+
   // <button data-confirm="Question?">: ask before submitting.
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-confirm]");

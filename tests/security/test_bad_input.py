@@ -105,7 +105,7 @@ def test_the_studio_refuses_a_bad_first_frame_and_writes_nothing(owner_client, o
     ({"n": "1e9"}, "Enter a whole number."),
     ({"quality": "ultra"}, "Choose one of: low, medium, high, auto."),
     ({"size": "../../etc/passwd"}, "Choose one of: 1024x1024"),
-    ({"prompt": "x" * 100_000}, "at most 4000 characters (it has 100000)"),
+    ({"prompt": "x" * 100_000}, "at most 4,000 characters; this one has 100,000 (96,000 too many)"),
     ({"prompt": "a kiln\x00at night"}, "Null characters are not allowed."),
     ({"prompt": "a kiln \x1b[31m red"}, "Control characters are not allowed."),
     ({"prompt": "   "}, "This field is required."),
