@@ -1,8 +1,8 @@
 """Settings Kiln's web server needs whatever the command line says.
 
-gunicorn reads ``./gunicorn.conf.py`` from its working directory; ``make run``,
-the benchmarks and docs/operations.md also pass it with ``-c`` so it applies
-from anywhere.
+It lives with the rest of the runtime, so gunicorn does not find it on its own:
+``runkiln``, the benchmarks and docs/operations.md pass it with
+``-c project/runtime/gunicorn.conf.py``.
 """
 
 # The gallery's live status poll carries every pending card's id and state in its
