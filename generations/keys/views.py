@@ -123,7 +123,7 @@ def key_test(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     membership = require_manager(request)
     key = keys.get_key_for_manager(membership, public_id)
     check = keys.test_key(key)
-    return _render_keys(request, membership, tested=(key.pk, check), partial=bool(request.headers.get("HX-Request")))
+    return _render_keys(request, membership, tested=(key.pk, check), partial=bool(request.htmx))
 
 
 @require_POST
@@ -137,7 +137,7 @@ def key_models(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
         return redirect("accounts:keys")
-    return _render_keys(request, membership, tested=(key.pk, check), partial=bool(request.headers.get("HX-Request")))
+    return _render_keys(request, membership, tested=(key.pk, check), partial=bool(request.htmx))
 
 
 @require_POST
