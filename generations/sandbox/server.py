@@ -57,7 +57,8 @@ Writing a provider (the stable API R3 builds on)
   ``bytes_response(data, content_type, status=200, headers=None)``,
   ``stream_response(chunks, content_type, status=200, headers=None)``
   (chunked transfer encoding, no Content-Length), ``empty_response(status)``.
-  Every answer closes its connection (Werkzeug's server keeps none alive).
+  Every answer closes its connection (Werkzeug's server keeps none alive); the thread
+  that answered it waits for the next connection (``_ReusedThreadsServer``).
 - ``keywords(prompt)``: the set of sandbox keywords in a prompt: "moderate"
   (refuse at submit with the provider's moderation error), "fail" (the job
   fails with a generic provider error), "unsafe" (the job fails later with a
@@ -138,6 +139,7 @@ import enum
 import hashlib
 import hmac
 import json
+import queue
 import random
 import re
 import secrets
@@ -156,7 +158,7 @@ from urllib.parse import urlencode
 from werkzeug import wrappers
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Response
 
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -973,6 +975,56 @@ class _RequestHandler(WSGIRequestHandler):
             pass
 
 
+class _ReusedThreadsServer(BaseWSGIServer):
+    """Werkzeug's WSGI server, each connection answered by a thread that is then kept for the next.
+
+    Werkzeug's ``ThreadedWSGIServer`` starts a thread per connection, and since its server closes
+    every connection after one answer, that is a thread per request. Starting one waits until the
+    new thread has run: on a busy host that wait, in front of every request, cost more than the
+    request itself (docs/performance.md). Threads are daemons, like Werkzeug's, so a client that
+    holds a connection open (a trickled answer) never keeps the process from exiting; the pool
+    grows when every thread is busy and never queues a connection behind one."""
+
+    multithread = True
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._connections: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads = 0
+
+    def process_request(self, request: socket.socket, client_address: Any) -> None:
+        with self._lock:
+            start = not self._idle
+            if start:
+                self._threads += 1
+            else:
+                self._idle -= 1
+        if start:
+            threading.Thread(target=self._answer_connections, name="kiln-sandbox-request", daemon=True).start()
+        self._connections.put((request, client_address))
+
+    def _answer_connections(self) -> None:
+        while (item := self._connections.get()) is not None:
+            request, client_address = item
+            try:
+                self.finish_request(request, client_address)
+            except Exception:
+                self.handle_error(request, client_address)
+            finally:
+                self.shutdown_request(request)
+            with self._lock:
+                self._idle += 1
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._lock:
+            threads, self._threads, self._idle = self._threads, 0, 0
+        for _ in range(threads):   # each thread ends at its next wait for a connection
+            self._connections.put(None)
+
+
 class SandboxServer:
     """``SandboxServer(host, port, providers=None, duration=None, **settings).start() -> base URL``.
 
@@ -988,8 +1040,7 @@ class SandboxServer:
         self.sandbox = Sandbox(settings)
         for provider_id, register in load_providers(providers).items():
             self.sandbox.mount(provider_id, register)
-        self.httpd: BaseWSGIServer = make_server(host, port, self.sandbox, threaded=True,
-                                                 request_handler=_RequestHandler)
+        self.httpd: BaseWSGIServer = _ReusedThreadsServer(host, port, self.sandbox, handler=_RequestHandler)
         self.host, self.port = self.httpd.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"
         self._thread: threading.Thread | None = None

@@ -261,6 +261,23 @@ def test_many_requests_in_a_row_are_answered_quickly_each_on_a_connection_of_its
     assert time.monotonic() - started < 3
 
 
+def test_answers_held_open_by_slow_clients_never_hold_up_the_next_request(sandbox, echo):
+    """The server keeps its threads for later connections, and starts another when all are busy:
+    ten trickling answers in flight, a poll is still answered at once."""
+    import concurrent.futures
+
+    job_id = echo.post("/jobs", json={"prompt": "x"}).json()["id"]
+    sandbox.fault(f"^/echo/jobs/{job_id}$", trickle=2.0, trickle_interval=0.05, count=10)
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        slow = [pool.submit(echo.get, f"/jobs/{job_id}") for _ in range(10)]
+        time.sleep(0.5)   # all ten are being trickled now (the fault list is spent)
+        assert httpx.get(sandbox.url + "/_control/faults").json()["faults"] == []
+        started = time.monotonic()
+        assert echo.get(f"/jobs/{job_id}").json()["id"] == job_id
+        assert time.monotonic() - started < 1.0
+        assert all(f.result().json()["id"] == job_id for f in slow)
+
+
 def test_answers_carry_the_standard_reason_phrases_kiln_shows_to_users(sandbox, echo):
     sandbox.fault("^/echo/jobs$", status=502, body="<html>Bad gateway</html>")
     assert echo.post("/jobs", json={}).reason_phrase == "Bad Gateway"
@@ -281,6 +298,32 @@ def test_the_server_starts_on_a_free_port_and_stops():
     server.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + "/", timeout=2)
+
+    server.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/", timeout=2)
+
+
+def test_a_stopped_server_leaves_no_thread_behind():
+    import threading
+
+    from generations.sandbox.server import SandboxServer
+
+    def request_threads():
+        return [t for t in threading.enumerate() if t.name == "kiln-sandbox-request"]
+
+    before = len(request_threads())
+    server = SandboxServer("127.0.0.1", 0, providers=[])
+    url = server.start()
+    with httpx.Client() as client:
+        for _ in range(20):
+            assert client.get(url + "/").status_code == 200
+    assert 1 <= len(request_threads()) - before <= 3   # one connection at a time: threads are reused
+    server.stop()
+    deadline = time.monotonic() + 5
+    while len(request_threads()) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(request_threads()) == before
 
 
 def test_python_dash_m_serves_every_provider_that_exists_until_stopped():
