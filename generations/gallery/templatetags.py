@@ -7,6 +7,7 @@ from the registry, the rest from the row (loaded by ``generations.gallery.querie
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import uuid
 import zlib
@@ -175,14 +176,18 @@ def duration_text(seconds: float | None) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
+def _round(x: float) -> int:
+    return math.floor(x + 0.5)  # halves up, as JavaScript's Math.round (Python's round() goes to even)
+
+
 def time_left_text(seconds: float) -> str:
     """An estimate, so no false precision: "about 40 s left" (to 10 s), "about 3 min left"
     (to the minute), and never a negative time (gallery.js's ``timeLeftText`` says the same)."""
     if seconds <= 0:
         return "taking longer than usual"
     if seconds < 55:
-        return f"about {max(10, round(seconds / 10) * 10)} s left"
-    minutes = max(1, round(seconds / 60))
+        return f"about {max(10, _round(seconds / 10) * 10)} s left"
+    minutes = max(1, _round(seconds / 60))
     if minutes < 60:
         return f"about {minutes} min left"
     return f"about {duration_text(minutes * 60)} left"
