@@ -100,7 +100,6 @@ class CardInfo:
     since: dt.datetime        # what the elapsed time counts from (creation)
     elapsed: str
     state: str                # changes whenever what the card shows changes
-    typical: gallery.Typical | None = None  # its model's usual duration in this team (pending cards only)
 
     @property
     def cost(self) -> int:
@@ -145,6 +144,16 @@ class CardInfo:
         return studio_url()
 
     @property
+    def typical(self) -> gallery.Typical | None:
+        """Its model's usual duration in this team (pending cards only). A page's cards are given
+        theirs in one query (``gallery.with_typical_durations``); a card on its own asks here."""
+        if not self.pending:
+            return None
+        if not hasattr(self.g, "typical"):
+            gallery.with_typical_durations([self.g])
+        return self.g.typical
+
+    @property
     def expected_left(self) -> str:
         """The expected time left, from the typical duration: "about 2 min left", "taking longer
         than usual" once past it, "" without history (gallery.js keeps it up to date)."""
@@ -155,8 +164,8 @@ class CardInfo:
     @property
     def typical_help(self) -> str:
         if self.typical is None:
-            return (f"No estimate yet: once this team has finished a job with {self.model_label}, "
-                    "Kiln expects the same time.")
+            return (f"No estimate yet: Kiln estimates from this team's finished jobs with {self.model_label}, "
+                    "and there are none so far.")
         n = self.typical.count
         return (f"{self.model_label} usually takes {duration_text(self.typical.seconds)} in this team "
                 f"(the median of its last {n} finished job{'s' if n != 1 else ''}).")
@@ -225,8 +234,6 @@ def card_info(g: Generation, membership) -> CardInfo:
     supports_cancel = bool(provider and provider.supports_cancel)
     may_manage = bool(membership) and can_manage_generation(membership, g)
     end = g.finished_at if g.finished_at else timezone.now()
-    if pending and not hasattr(g, "typical"):  # a card on its own: its model's history alone
-        gallery.with_typical_durations([g])
     return CardInfo(
         g=g, pending=pending, primary=media[0] if media else None, media=media,
         provider_name=provider_name(g.provider), model_label=model_label(g.provider, g.model),
@@ -239,7 +246,7 @@ def card_info(g: Generation, membership) -> CardInfo:
         can_settle=(g.needs_review and bool(membership) and membership.team_id == g.team_id
                     and membership.is_manager),
         since=g.created, elapsed=duration_text((end - g.created).total_seconds()),
-        state=state_token(g), typical=getattr(g, "typical", None),
+        state=state_token(g),
     )
 
 
