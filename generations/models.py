@@ -129,6 +129,10 @@ class Generation(models.Model):
             models.Index(fields=["team", "-created", "-public_id"], name="gen_gallery", condition=Q(archived=False)),
             models.Index(fields=["team", "author", "-created", "-public_id"], name="gen_gallery_author",
                          condition=Q(archived=False)),
+            # A model's last successes in a team, for a running card's expected time
+            # (generations.gallery.queries.typical_durations).
+            models.Index(fields=["team", "provider", "model", "-created"], name="gen_model_history",
+                         condition=Q(status="succeeded")),
         ]
         constraints = [
             models.UniqueConstraint(fields=["author", "idempotency_key"], condition=Q(idempotency_key__isnull=False),

@@ -7,6 +7,8 @@ from the registry, the rest from the row (loaded by ``generations.gallery.querie
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from accounts.credits.models import CREDITS_PER_USD
 from generations.access import can_manage_generation
 from generations.gallery import queries as gallery
 from generations.models import IN_FLIGHT, TERMINAL, Generation, Media, Status
+from generations.providers.base import Param
 from generations.providers.registry import PROVIDER_NAMES, UnknownProvider, get_provider
 
 register = template.Library()
@@ -36,10 +39,14 @@ def _provider(provider_id: str):
 
 
 @cache
-def model_label(provider_id: str, model_id: str) -> str:
+def _model_spec(provider_id: str, model_id: str):
     provider = _provider(provider_id)
     # job_model: a model no longer offered (retired) still shows its name on old cards.
-    spec = provider.job_model(model_id) if provider is not None else None
+    return provider.job_model(model_id) if provider is not None else None
+
+
+def model_label(provider_id: str, model_id: str) -> str:
+    spec = _model_spec(provider_id, model_id)
     return spec.label if spec else model_id
 
 
@@ -136,18 +143,63 @@ class CardInfo:
     def studio(self) -> str:
         return studio_url()
 
+    @property
+    def typical(self) -> gallery.Typical | None:
+        """Its model's usual duration in this team (pending cards only). A page's cards are given
+        theirs in one query (``gallery.with_typical_durations``); a card on its own asks here."""
+        if not self.pending:
+            return None
+        if not hasattr(self.g, "typical"):
+            gallery.with_typical_durations([self.g])
+        return self.g.typical
+
+    @property
+    def expected_left(self) -> str:
+        """The expected time left, from the typical duration: "about 2 min left", "taking longer
+        than usual" once past it, "" without history (gallery.js keeps it up to date)."""
+        if self.typical is None:
+            return ""
+        return time_left_text(self.typical.seconds - (timezone.now() - self.since).total_seconds())
+
+    @property
+    def typical_help(self) -> str:
+        if self.typical is None:
+            return (f"No estimate yet: Kiln estimates from this team's finished jobs with {self.model_label}, "
+                    "and there are none so far.")
+        n = self.typical.count
+        return (f"{self.model_label} usually takes {duration_text(self.typical.seconds)} in this team "
+                f"(the median of its last {n} finished job{'s' if n != 1 else ''}).")
+
 
 def duration_text(seconds: float | None) -> str:
+    """ "12 s", "1 min 12 s", "2 h 5 min" (gallery.js's ``durationText`` says the same)."""
     if seconds is None:
         return ""
     seconds = max(0, int(seconds))
     if seconds < 60:
-        return f"{seconds}s"
+        return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _round(x: float) -> int:
+    return math.floor(x + 0.5)  # halves up, as JavaScript's Math.round (Python's round() goes to even)
+
+
+def time_left_text(seconds: float) -> str:
+    """An estimate, so no false precision: "about 40 s left" (to 10 s), "about 3 min left"
+    (to the minute), and never a negative time (gallery.js's ``timeLeftText`` says the same)."""
+    if seconds <= 0:
+        return "taking longer than usual"
+    if seconds < 55:
+        return f"about {max(10, _round(seconds / 10) * 10)} s left"
+    minutes = max(1, _round(seconds / 60))
+    if minutes < 60:
+        return f"about {minutes} min left"
+    return f"about {duration_text(minutes * 60)} left"
 
 
 def state_token(g: Generation) -> str:
@@ -262,6 +314,40 @@ def param_value(value) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+# A unit in a schema label ("Duration (seconds)") goes to the value on the detail page: "Duration: 5 s".
+_LABEL_UNIT = re.compile(r"^(?P<label>.+?) \((?P<unit>seconds|px)\)$")
+
+
+def _param_text(param: Param | None, value) -> tuple[str, str]:
+    """(label, value) as the studio names them, for one stored parameter."""
+    label = param.display_label if param else ""
+    unit = ""
+    if match := _LABEL_UNIT.match(label):
+        label, unit = match["label"], match["unit"]
+    if param is not None and param.name == "seed" and value in (-1, None):
+        return label, "random"  # -1 (Shark) or none: the provider picked one
+    if unit == "seconds" and isinstance(value, int | float) and not isinstance(value, bool):
+        return label, duration_text(value)
+    text = param_value(value)
+    return label, f"{text} {unit}" if unit and text else text
+
+
+@register.simple_tag
+def param_rows(g: Generation) -> list[tuple[str, str]]:
+    """The detail page's parameters: named and shown as the studio shows them, in the
+    model's own order ("Duration: 5 s", "Seed: random"); a key the schema does not know
+    (a retired parameter, an unknown model) keeps its name, made readable."""
+    stored = dict(g.params or {})
+    spec = _model_spec(g.provider, g.model)
+    rows = []
+    for param in spec.params if spec else ():
+        if param.name in stored:
+            rows.append(_param_text(param, stored.pop(param.name)))
+    for name, value in sorted(stored.items()):
+        rows.append((name.replace("_", " ").capitalize(), param_value(value)))
+    return rows
 
 
 @register.filter

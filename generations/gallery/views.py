@@ -199,7 +199,7 @@ def _changed_cards(request: HttpRequest, team_id: int, ids: list[uuid.UUID]) -> 
     if membership is None:  # removed between the two queries: nothing to show
         return ""
     request.membership = membership  # the cards' buttons follow this team's role
-    cards = card_queryset(membership).filter(public_id__in=ids)
+    cards = gallery_queries.with_typical_durations(list(card_queryset(membership).filter(public_id__in=ids)))
     return render_to_string("generations/gallery/gallery.html#status_oob", {"generations": cards, "gone": ()}, request)
 
 
@@ -350,6 +350,7 @@ def _results(count: int) -> str:
 def _bulk_answer(request: HttpRequest, notice: str, *, cards=(), tombstones=(), tombstone_notice: str = "",
                  refused: bool = False) -> HttpResponse:
     if request.htmx:
+        gallery_queries.with_typical_durations(cards)
         # 200 even when refused: htmx swaps only successful answers, and the bar must say why.
         return render(request, "generations/gallery/gallery.html#bulk_result", {
             "bulk_notice": notice, "refused": refused, "cards": cards, "tombstones": tombstones,

@@ -32,7 +32,12 @@ from accounts.models import Membership, Role
 from accounts.teams import require_membership
 from generations import services
 from generations.access import get_generation_for_member
-from generations.gallery.queries import GalleryFilters, card_queryset, gallery_page
+from generations.gallery.queries import (
+    GalleryFilters,
+    card_queryset,
+    gallery_page,
+    with_typical_durations,
+)
 from generations.models import Generation, InputRole, Media, Status
 from generations.providers.registry import get_provider
 from generations.services import CatalogEntry, GenerationRejected
@@ -489,7 +494,7 @@ def _form_context(request: HttpRequest, membership: Membership, form: StudioForm
 
 def _cards(membership: Membership, pks: Sequence[int]) -> list[Generation]:
     """The new generations, loaded the way the gallery's cards need them."""
-    return list(card_queryset(membership).filter(pk__in=pks).order_by("-created", "-id"))
+    return with_typical_durations(list(card_queryset(membership).filter(pk__in=pks).order_by("-created", "-id")))
 
 
 def _latest(membership: Membership) -> tuple[list[Generation], str]:

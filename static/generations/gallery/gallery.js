@@ -30,21 +30,39 @@
   });
 
   // --- Elapsed times tick along between server updates ---------------------
+  // "12 s", "1 min 12 s", "2 h 5 min": as gallery_tags.duration_text.
   function durationText(seconds) {
     seconds = Math.max(0, Math.floor(seconds));
-    if (seconds < 60) return seconds + "s";
+    if (seconds < 60) return seconds + " s";
     var minutes = Math.floor(seconds / 60);
     seconds = seconds % 60;
-    if (minutes < 60) return minutes + "m " + (seconds < 10 ? "0" : "") + seconds + "s";
+    if (minutes < 60) return minutes + " min" + (seconds ? " " + seconds + " s" : "");
     var hours = Math.floor(minutes / 60);
     minutes = minutes % 60;
-    return hours + "h " + (minutes < 10 ? "0" : "") + minutes + "m";
+    return hours + " h" + (minutes ? " " + minutes + " min" : "");
   }
   document.addEventListener("kiln:tick", function () {
     var now = Date.now();
     document.querySelectorAll("time[data-elapsed]").forEach(function (el) {
       var since = Date.parse(el.getAttribute("datetime"));
       if (!isNaN(since)) el.textContent = durationText((now - since) / 1000);
+    });
+  });
+
+  // --- The expected time left counts down with them ------------------------
+  // As gallery_tags.time_left_text: an estimate, so rounded, and never negative.
+  function timeLeftText(seconds) {
+    if (seconds <= 0) return "taking longer than usual";
+    if (seconds < 55) return "about " + Math.max(10, Math.round(seconds / 10) * 10) + " s left";
+    var minutes = Math.max(1, Math.round(seconds / 60));
+    return "about " + (minutes < 60 ? minutes + " min" : durationText(minutes * 60)) + " left";
+  }
+  document.addEventListener("kiln:tick", function () {
+    var now = Date.now();
+    document.querySelectorAll("[data-time-left][data-typical]").forEach(function (el) {
+      var since = Date.parse(el.getAttribute("data-since"));
+      var typical = parseFloat(el.getAttribute("data-typical"));
+      if (!isNaN(since) && !isNaN(typical)) el.textContent = timeLeftText(typical - (now - since) / 1000);
     });
   });
 

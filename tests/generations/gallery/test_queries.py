@@ -14,8 +14,8 @@ GALLERY_QUERIES = 7
 # generations.gallery.queries.search_prompts): still a constant, and within issue 8's 8.
 # session, user, the state columns of the asked-for cards in the member's teams; then, only
 # when some changed, the membership in their team, those cards in full and their media
-# (a poll where nothing changed: 3).
-STATUS_QUERIES = 6
+# (a poll where nothing changed: 3), and the typical durations of the pending ones' models.
+STATUS_QUERIES = 7
 
 
 def fill(team, owner, count, **fields):
