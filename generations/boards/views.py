@@ -86,7 +86,7 @@ def board_create(request: HttpRequest) -> HttpResponse:
         except boards.BoardError as exc:
             form.add_error("name", str(exc))
         else:
-            messages.success(request, f"Board “{board.name}” made. Add results from a card’s ⋯ menu or the "
+            messages.success(request, f"Board “{board.name}” made. Add results from a card's ⋯ menu or the "
                                       "selection bar in the gallery.")
             return redirect("generations:boards")
     return _list_page(request, membership, form, status=400)
