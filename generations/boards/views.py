@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
 
 from accounts.models import Membership
 from accounts.teams import require_membership
@@ -154,8 +155,8 @@ def card_board_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     membership = require_membership(request)
     g = _card(membership, public_id)
     try:
-        board = (_posted_board(request, membership) if request.POST.get("board")
-                 else boards.board_named(membership, request.POST.get("name", ""))[0])
+        board, created = ((_posted_board(request, membership), False) if request.POST.get("board")
+                          else boards.board_named(membership, request.POST.get("name", "")))
         boards.add_to_board(membership, board, [g])
     except boards.BoardError as exc:
         return _picker(request, membership, g, error=str(exc), status=400)
@@ -164,7 +165,8 @@ def card_board_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
                       {"g": _card(membership, public_id), "filters": {"board": str(board.public_id)}})
     if not request.htmx:
         messages.success(request, f"Added to “{board.name}”.")
-    return _picker(request, membership, g, notice=f"Added to “{board.name}”.")
+    response = _picker(request, membership, g, notice=f"Added to “{board.name}”.")
+    return _announce(response, board) if created and request.htmx else response
 
 
 @login_required
@@ -189,13 +191,19 @@ def card_board_remove(request: HttpRequest, public_id: uuid.UUID) -> HttpRespons
 # The gallery's selection bar
 
 
-def _bulk_answer(request, notice: str, *, refused: bool = False, board: Board | None = None, tombstones=(),
-                 boards_list=None) -> HttpResponse:
+def _announce(response: HttpResponse, board: Board) -> HttpResponse:
+    """A board made from a card or the bar joins the page's lists of boards (the gallery's
+    filter, the bar's names) without a reload: boards.js listens for this event."""
+    return trigger_client_event(response, "kiln:boardCreated", {"id": str(board.public_id), "name": board.name})
+
+
+def _bulk_answer(request, notice: str, *, refused: bool = False, board: Board | None = None,
+                 tombstones=()) -> HttpResponse:
     if request.htmx:
         # 200 even when refused: htmx swaps only successful answers, and the bar must say why.
         return render(request, "generations/boards/boards.html#bulk_result", {
             "bulk_notice": notice, "refused": refused, "board": board, "tombstones": tombstones,
-            "tombstone_notice": f"Removed from “{board.name}”." if board else "", "boards": boards_list})
+            "tombstone_notice": f"Removed from “{board.name}”." if board else ""})
     (messages.error if refused else messages.success)(request, notice)
     return _back(request, reverse("generations:gallery"))
 
@@ -226,8 +234,8 @@ def bulk_board_add(request: HttpRequest) -> HttpResponse:
         notice = f"They were all on “{board.name}” already."
     if created:
         notice = f"New board “{board.name}”. " + notice
-    return _bulk_answer(request, notice, board=board,
-                        boards_list=list(boards.team_boards(membership)) if created else None)
+    response = _bulk_answer(request, notice, board=board)
+    return _announce(response, board) if created and request.htmx else response
 
 
 @login_required

@@ -63,7 +63,7 @@ def test_the_link_shows_what_is_on_the_board_when_opened(client, team, owner, bo
     first, later = finished(team, owner, "first"), finished(team, owner, "added later")
     running = make_generation(team, owner, prompt="still running", status=Status.RUNNING)
     boards.add_to_board(member, board, [first, running])
-    share, token = link_to(board, team, owner, show_prompt=True)
+    _, token = link_to(board, team, owner, show_prompt=True)
     page = client.get(public(token)).content.decode()
     assert "first" in page and "added later" not in page and "still running" not in page
     boards.add_to_board(member, board, [later])  # added after sharing: it shows too

@@ -12,7 +12,12 @@ from generations.boards import services as boards
 from generations.boards.models import Board, BoardItem
 from generations.models import Generation, Kind, Status
 from tests.conftest import make_member
-from tests.generations.gallery.conftest import add_media, bulk_generations, make_generation, membership_of
+from tests.generations.gallery.conftest import (
+    add_media,
+    bulk_generations,
+    make_generation,
+    membership_of,
+)
 
 GALLERY = reverse("generations:gallery")
 
@@ -215,7 +220,7 @@ def test_bulk_add_by_name_makes_the_board_and_says_what_was_there_already(owner_
                                  headers={"HX-Request": "true"})
     html = response.content.decode()
     assert "New board “Picks”. Added 2 results to “Picks”." in html
-    assert 'id="board-names" hx-swap-oob="true"' in html  # the bar's list learns the new board
+    assert "kiln:boardCreated" in response["HX-Trigger"]  # the page's lists of boards learn the new one
     response = owner_client.post(url, {"ids": [g.public_id for g in made], "board_name": "picks"},
                                  headers={"HX-Request": "true"})
     assert "Added 2 results to “Picks”. 2 results were on it already." in response.content.decode()
