@@ -165,6 +165,7 @@ def card_board_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
                       {"g": _card(membership, public_id), "filters": {"board": str(board.public_id)}})
     if not request.htmx:
         messages.success(request, f"Added to “{board.name}”.")
+        return _back(request, reverse("generations:card_boards", args=[g.public_id]))
     response = _picker(request, membership, g, notice=f"Added to “{board.name}”.")
     return _announce(response, board) if created and request.htmx else response
 

@@ -188,8 +188,9 @@ def test_the_picker_works_without_javascript(owner_client, team, owner, image):
     page = owner_client.get(reverse("generations:card_boards", args=[image.public_id]))
     assert page.status_code == 200 and b"<h1>Add to board</h1>" in page.content
     response = owner_client.post(reverse("generations:card_board_add", args=[image.public_id]),
-                                 {"board": board.public_id})
-    assert response.status_code == 200 and BoardItem.objects.count() == 1
+                                 {"board": board.public_id}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("generations:card_boards", args=[image.public_id])
+    assert "Added to “Moodboard”." in response.content.decode() and BoardItem.objects.count() == 1
 
 
 def test_remove_from_this_board_leaves_a_note_with_undo(owner_client, team, owner, image):
