@@ -95,5 +95,6 @@ class GenerationAdmin(admin.ModelAdmin):
             self.message_user(request, f"Not deleted ({len(kept)}): " + "; ".join(kept), messages.WARNING)
 
 
+from generations.boards import admin as boards_admin  # noqa: E402, F401 (registers Board)
 from generations.keys import admin as keys_admin  # noqa: E402, F401 (registers ProviderKey)
 from generations.share import admin as share_admin  # noqa: E402, F401 (registers ShareLink)

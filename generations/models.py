@@ -222,5 +222,6 @@ class Favourite(models.Model):
 
 
 # The models of generations' rooms: imported here so Django registers them with this app.
+from generations.boards.models import Board, BoardItem  # noqa: E402, F401
 from generations.keys.models import ProviderKey  # noqa: E402, F401
 from generations.share.models import ShareLink  # noqa: E402, F401

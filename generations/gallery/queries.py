@@ -210,6 +210,7 @@ class GalleryFilters:
     date_to: dt.date | None = None
     q: str = ""
     archived: bool = False  # the archive: archived generations only
+    board: str = ""         # a board's public id: the results on it
     errors: dict[str, str] = field(default_factory=dict, compare=False)
 
     _PARAM_NAMES = {"date_from": "from", "date_to": "to", "favourites": "fav"}
@@ -285,6 +286,12 @@ def parse_filters(params: Mapping[str, str]) -> GalleryFilters:
     date_from, date_to = _date(params, "from", errors), _date(params, "to", errors)
     if date_from and date_to and date_from > date_to:
         errors["to"] = "The end date is before the start date."
+    board = _one(params, "board")
+    if board:
+        try:
+            board = str(uuid.UUID(board))
+        except ValueError:
+            errors["board"] = "Choose one of your team's boards."
     flags = {}
     for name in ("fav", "archived"):
         raw = _one(params, name)
@@ -295,7 +302,7 @@ def parse_filters(params: Mapping[str, str]) -> GalleryFilters:
         raise InvalidFilters(errors)
     return GalleryFilters(by=by, kind=kind, provider=provider, model=model,
                           status=status, favourites=flags["fav"], date_from=date_from, date_to=date_to,
-                          q=q, archived=flags["archived"])
+                          q=q, archived=flags["archived"], board=board)
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -357,6 +364,10 @@ def apply_filters(qs: QuerySet[Generation], filters: GalleryFilters, membership:
         qs = qs.filter(created__gte=_day_start(filters.date_from))
     if filters.date_to:
         qs = qs.filter(created__lt=_day_start(filters.date_to + dt.timedelta(days=1)))
+    if filters.board:
+        # Joined, not looked up first: another team's board, or none, matches nothing. A result
+        # is on a board at most once, so the join repeats no card.
+        qs = qs.filter(board_items__board__public_id=filters.board, board_items__board__team_id=membership.team_id)
     if filters.q:
         qs = search_prompts(qs, membership.team_id, filters.q)
     return qs

@@ -56,7 +56,8 @@ def provider_name(provider_id: str) -> str:
 
 _ZERO = str(uuid.UUID(int=0))
 _LINKS = frozenset({"detail", "card_status", "cancel", "favourite", "archive", "restore", "delete", "retry",
-                    "media", "thumbnail", "download", "share_create", "settle"})
+                    "media", "thumbnail", "download", "share_create", "settle",
+                    "card_boards", "card_board_add", "card_board_remove"})
 
 
 @cache

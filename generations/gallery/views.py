@@ -26,6 +26,7 @@ from accounts.models import Membership
 from accounts.teams import require_membership
 from generations import services
 from generations.access import can_manage_generation, get_media_for_member
+from generations.boards import services as board_services
 from generations.gallery import queries as gallery_queries
 from generations.gallery.queries import (
     STATUS_FILTERS,
@@ -96,14 +97,21 @@ def gallery(request: HttpRequest) -> HttpResponse:
                "selectable": True}
     if request.htmx and not request.htmx.boosted:
         return render(request, "generations/gallery/gallery.html#page", context, status=status)
+    # The filter's and the bar's list of boards, and the board shown, in one query. (A page
+    # that htmx asks for needs neither: the filter joins the board within the team.)
+    boards = list(board_services.team_boards(membership).select_related("created_by"))
+    board = next((b for b in boards if str(b.public_id) == filters.board), None)
+    if filters.board and board is None:
+        raise Http404("No such board in your team.")
     members = (Membership.objects.filter(team_id=membership.team_id).select_related("user")
                .only("public_id", "removed_at", "user__email", "user__name").order_by("user__email"))
     context |= {
         "nav_section": "gallery",
-        "raw": {k: request.GET.get(k, "") for k in ("by", "kind", "provider", "model", "status", "from", "to", "q")},
+        "raw": {k: request.GET.get(k, "") for k in ("by", "kind", "provider", "model", "status", "from", "to", "q", "board")},
         "members": members, "kinds": Kind.choices, "statuses": STATUS_FILTERS,
         "providers": list(PROVIDER_NAMES.items()), "model_groups": _catalog_choices(),
         "first_page_url": f"{base}?{filters.querystring()}" if request.GET.get("after") else "",
+        "boards": boards, "board": board,
         "max_selection": gallery_queries.MAX_SELECTION, "zip_max": ZIP_MAX_RESULTS, "share_max": MAX_SHARED,
     }
     return render(request, "generations/gallery/gallery.html", context, status=status)

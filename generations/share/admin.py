@@ -42,7 +42,7 @@ class ShareLinkAdmin(admin.ModelAdmin):
     list_select_related = ("team", "created_by")
     search_fields = ("title", "=public_id", "created_by__email", "=generations__public_id")
     date_hierarchy = "created"
-    fields = ("public_id", "team", "title", "shared", "show_prompt", "created_by", "created", "expires_at",
+    fields = ("public_id", "team", "title", "board", "shared", "show_prompt", "created_by", "created", "expires_at",
               "revoked_at", "revoked_by", "view_count", "state_label")
     readonly_fields = fields
     actions = ("revoke_selected",)

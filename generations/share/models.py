@@ -17,6 +17,11 @@ class ShareLink(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     title = models.CharField(max_length=200, blank=True)
     generations = models.ManyToManyField("generations.Generation", related_name="share_links")
+    # A board's link shares the board as it is when it is opened (results added later too),
+    # not the results it held when shared; ``generations`` stays empty. A deleted board's
+    # link opens nothing.
+    board = models.ForeignKey("generations.Board", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="share_links")
     show_prompt = models.BooleanField(default=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -20,11 +20,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Membership
+from generations.boards.models import Board
 from generations.models import Generation, Media, Status
 from generations.providers.registry import PROVIDER_NAMES, get_model
 from generations.share.models import ShareLink
 
 MAX_GENERATIONS = 50
+BOARD_PAGE_MAX = 200  # a board link's page shows the newest this many
 TITLE_MAX_LENGTH = 200
 # token_urlsafe(32) is 43 characters of the URL-safe base64 alphabet.
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -38,16 +40,23 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_share(membership: Membership, generations: Iterable[Generation], *, title: str = "",
-                 show_prompt: bool = False, expires_in: timedelta | None = None,
+def create_share(membership: Membership, generations: Iterable[Generation], *, board: Board | None = None,
+                 title: str = "", show_prompt: bool = False, expires_in: timedelta | None = None,
                  expires_at: datetime | None = None) -> tuple[ShareLink, str]:
-    """Create a link to ``generations`` (all the member's team's, all succeeded).
+    """Create a link to ``generations`` (all the member's team's, all succeeded), or to
+    ``board`` (the member's team's) with no generations: a board's link shows the board's
+    finished results as they are when it is opened.
 
     Returns the link and its token; the token is not stored and cannot be shown again.
     Give at most one of ``expires_in`` / ``expires_at``; neither means it never expires.
     """
     generations = list(generations)
-    if not generations:
+    if board is not None:
+        if board.team_id != membership.team_id:
+            raise ShareError("You can only share your team's boards.")
+        if generations:
+            raise ShareError("A board's link shares the board, not chosen results.")
+    elif not generations:
         raise ShareError("Choose at least one result to share.")
     if len(generations) > MAX_GENERATIONS:
         raise ShareError(f"A link can share at most {MAX_GENERATIONS} results.")
@@ -74,7 +83,7 @@ def create_share(membership: Membership, generations: Iterable[Generation], *, t
     with transaction.atomic():
         share = ShareLink.objects.create(
             team_id=membership.team_id, created_by_id=membership.user_id, token_hash=hash_token(token),
-            title=title, show_prompt=show_prompt, expires_at=expires_at, created=now,
+            title=title, show_prompt=show_prompt, expires_at=expires_at, created=now, board=board,
         )
         share.generations.add(*generations)
     return share, token
@@ -116,26 +125,40 @@ def count_view(share: ShareLink) -> None:
     ShareLink.objects.filter(pk=share.pk).update(view_count=F("view_count") + 1)
 
 
+def _board_generations(share: ShareLink) -> QuerySet[Generation]:
+    """A board link's results: on the board now, of the link's team, not archived (the team's
+    own board view hides those too)."""
+    return Generation.objects.filter(board_items__board_id=share.board_id, team_id=share.team_id, archived=False)
+
+
 def shared_generations(share: ShareLink) -> list[Generation]:
     """What the public page shows: the link's finished results that still have media,
-    with their prompt and media loaded (oldest first, the order they were made)."""
-    return list(
-        share.generations.filter(status=Status.SUCCEEDED, media__isnull=False).distinct()
-        .select_related("prompt").prefetch_related("media").order_by("created", "id")
-    )
+    with their prompt and media loaded (oldest first, the order they were made); for a
+    board, what is on it now, newest first as the board shows them, at most BOARD_PAGE_MAX."""
+    if share.board_id is not None:
+        qs = _board_generations(share).order_by("-created", "-id")
+    else:
+        qs = share.generations.order_by("created", "id")
+    qs = qs.filter(status=Status.SUCCEEDED, media__isnull=False).distinct().select_related("prompt")
+    return list(qs.prefetch_related("media")[:BOARD_PAGE_MAX] if share.board_id is not None
+                else qs.prefetch_related("media"))
 
 
 def shared_media(share: ShareLink, media_public_id) -> Media | None:
-    """A media file of this link's results, or None: a valid token opens nothing else."""
+    """A media file of this link's results (a board link: of what is on the board now),
+    or None: a valid token opens nothing else."""
+    if share.board_id is not None:
+        generations = _board_generations(share)
+    else:
+        generations = Generation.objects.filter(share_links=share)
     return (Media.objects.select_related("generation__prompt")
-            .filter(public_id=media_public_id, generation__share_links=share,
-                    generation__status=Status.SUCCEEDED).first())
+            .filter(public_id=media_public_id, generation__in=generations.filter(status=Status.SUCCEEDED)).first())
 
 
 def team_shares(membership: Membership):
     """The member's team's links with what the list page shows, in a fixed number of queries."""
     return (ShareLink.objects.filter(team_id=membership.team_id)
-            .select_related("created_by", "revoked_by")
+            .select_related("created_by", "revoked_by", "board")
             .prefetch_related(Prefetch("generations",
                                        queryset=Generation.objects.prefetch_related("media").order_by("created", "id"))))
 

@@ -24,6 +24,8 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.models import Membership
 from accounts.teams import require_membership
 from generations.access import get_generation_for_member, team_generations
+from generations.boards import services as boards
+from generations.boards.models import Board
 from generations.models import Generation, Kind, Media
 from generations.serving import serve_file
 from generations.share import services as sharing
@@ -109,17 +111,30 @@ def share_new(request: HttpRequest) -> HttpResponse:
     return _create(request, membership, generations, single=None)
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def share_board(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    """Share a board (any member may, as any member may share a result): the link shows
+    what is on the board when it is opened."""
+    membership = require_membership(request)
+    board = boards.find_board(membership, public_id)
+    if board is None:
+        raise Http404("No such board in your team.")
+    return _create(request, membership, [], single=None, board=board)
+
+
 def _create(request: HttpRequest, membership: Membership, generations: list[Generation], *,
-            single: Generation | None) -> HttpResponse:
-    context = {"generation": single, "generations": generations}
+            single: Generation | None, board: Board | None = None) -> HttpResponse:
+    context = {"generation": single, "generations": generations, "board": board}
     if request.method == "GET":
-        return render(request, "generations/share/new.html", {**context, "share_form": ShareForm()})
+        initial = {"title": board.name} if board is not None else {}
+        return render(request, "generations/share/new.html", {**context, "share_form": ShareForm(initial=initial)})
     form = ShareForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
             share, token = sharing.create_share(
-                membership, generations, title=data["title"], show_prompt=data["show_prompt"],
+                membership, generations, board=board, title=data["title"], show_prompt=data["show_prompt"],
                 expires_in=data["expires_in"], expires_at=data["expires_at"])
         except sharing.ShareError as exc:
             form.add_error(None, str(exc))
@@ -301,6 +316,7 @@ urlpatterns = [
     path("g/<uuid:public_id>/share/", share_create, name="share_create"),
     path("shares/", share_list, name="share_list"),
     path("shares/new/", share_new, name="share_new"),
+    path("boards/<uuid:public_id>/share/", share_board, name="share_board"),
     path("shares/<uuid:public_id>/revoke/", share_revoke, name="share_revoke"),
     path("s/<str:token>/", share_public, name="share_public"),
     path("s/<str:token>/m/<uuid:media_id>/", share_media, name="share_media"),
