@@ -136,6 +136,18 @@ class CardInfo:
     def studio(self) -> str:
         return studio_url()
 
+    @property
+    def takes_seed(self) -> bool:
+        """Its model has a seed parameter: "Reuse seed" can fix it in the studio."""
+        return takes_seed(self.g.provider, self.g.model, self.g.operation)
+
+
+@cache
+def takes_seed(provider_id: str, model_id: str, operation: str) -> bool:
+    provider = _provider(provider_id)
+    spec = provider.job_model(model_id) if provider is not None else None
+    return spec is not None and any(p.name == "seed" for p in spec.params_for(operation))
+
 
 def duration_text(seconds: float | None) -> str:
     if seconds is None:
