@@ -55,6 +55,17 @@
     button.setAttribute("aria-expanded", open ? "true" : "false");
   });
 
+  // The address a filtered view gets names only the filters in force (as the server's own
+  // links do), not every empty field of the form.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-live-filters")) return;
+    var params = event.detail.parameters;
+    Array.from(new Set(Object.keys(params))).forEach(function (name) {
+      if (params[name] === "") delete params[name];
+    });
+  });
+
   // A filter the server refuses (a bad date) answers 400 with the results saying why: show it.
   document.addEventListener("htmx:beforeSwap", function (event) {
     var xhr = event.detail.xhr;
