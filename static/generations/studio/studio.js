@@ -553,7 +553,8 @@
     var panel = event.target;
     if (panel.matches && panel.matches("[data-prompt-history]") && panel.open) {
       var box = panel.querySelector("[data-history-search]");
-      if (box) box.focus();
+      if (box) box.focus({preventScroll: true});
+      panel.scrollIntoView({block: "center"});
     }
   }, true);
 
