@@ -3,8 +3,11 @@
 Prompt history: the team's distinct prompts, newest first, searched as the member types
 (case-insensitive "contains"). Every ``Prompt`` row is one submit, so the same text comes
 back once per try; the rows are read newest first in small pages on the index
-``prompt_team_created`` and folded by text until there are enough, so a search costs a few
-index-ordered reads whatever the team's size (at most ``HISTORY_SCAN`` rows).
+``prompt_team_created`` and folded by text until there are enough (at most ``HISTORY_SCAN``
+rows). A search looks through the team's latest ``HISTORY_WINDOW`` prompts: a "contains" has
+no index to use, and through a whole team's prompts a word nobody wrote took 0.7 s on
+PostgreSQL for 100,000 of them, at every pause in the typing. The gallery's search (full
+text, indexed) looks through everything.
 
 Reuse seed: the seed a result was made with, so the studio can fix it for the next try.
 """
@@ -22,6 +25,7 @@ from generations.models import Generation, Prompt
 HISTORY_SIZE = 20
 HISTORY_SCAN = 400        # Prompt rows read at most for one answer (newest first)
 HISTORY_PAGE = 50
+HISTORY_WINDOW = 5000     # the latest prompts a search looks through
 MAX_HISTORY_QUERY = 200
 SEED = "seed"
 
@@ -43,6 +47,10 @@ def prompt_history(membership: Membership, query: str = "", *, size: int = HISTO
             .order_by("-created", "-id"))
     if query:
         rows = rows.filter(text__icontains=query)
+        oldest = list(Prompt.objects.filter(team_id=membership.team_id).order_by("-created", "-id")
+                      .values_list("created", flat=True)[HISTORY_WINDOW - 1:HISTORY_WINDOW])
+        if oldest:
+            rows = rows.filter(created__gte=oldest[0])
     items: dict[str, HistoryItem] = {}
     read, last = 0, None
     while len(items) < size and read < HISTORY_SCAN:

@@ -228,3 +228,13 @@ def test_a_removed_member_sees_no_recent_prompts_of_the_team(client, team, owner
     client.force_login(former)
     response = client.get(HISTORY, headers=HTMX)
     assert response.status_code == 404  # no team: nothing of the one they left
+
+
+def test_a_search_looks_through_the_latest_prompts_and_points_to_the_gallery_for_more(owner_client, team, owner,
+                                                                                     monkeypatch):
+    monkeypatch.setattr(services, "HISTORY_WINDOW", 3)
+    write(team, owner, ["an old fox", "a lake", "a cabin", "a young fox"])
+    html = owner_client.get(HISTORY, {"q": "fox"}, headers=HTMX).content.decode()
+    assert prompts_in(html) == ["a young fox"]  # "an old fox" is older than the latest three
+    html = owner_client.get(HISTORY, {"q": "old fox"}, headers=HTMX).content.decode()
+    assert prompts_in(html) == [] and '<a href="/gallery/?q=old%20fox">Search the whole gallery</a>' in html
