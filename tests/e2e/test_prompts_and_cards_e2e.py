@@ -367,3 +367,15 @@ def test_on_a_phone_the_team_link_is_in_reach_and_the_filters_fold_away(page, li
     expect(page.locator("select[name=kind]")).to_be_visible()
     take(page, "13-7-gallery-1280")
     assert problems(page) == []
+
+
+@pytest.mark.parametrize("width", [320, 360])
+def test_the_team_link_is_in_reach_on_a_small_phone_too(page, live_server, login, team, owner, width):
+    page.set_viewport_size({"width": width, "height": 740})
+    signed_in(page, live_server, login, path="/")
+    link = page.locator(".mainnav a:has-text('Team')")
+    box = link.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    link.click()
+    page.wait_for_url(re.compile(r"/accounts/team/"))
+    take(page, f"13-8-phone-team-link-{width}")
