@@ -285,6 +285,13 @@ def test_filters_apply_as_they_change_and_the_address_follows(page, live_server,
     expect(page.locator("input[name=q]")).to_have_value("fox")
     expect(page.locator(".gcard")).to_have_count(3)
 
+    page.check("input[name=fav]")  # the view follows: the favourites (none yet)
+    expect(page.locator("#gallery-title")).to_have_text("Favourites")
+    expect(page.locator(".gallery-empty")).to_contain_text("Nothing matches these filters.")
+    page.uncheck("input[name=fav]")
+    expect(page.locator("#gallery-title")).to_have_text("Gallery")
+    expect(page.locator(".gcard")).to_have_count(3)
+
     page.fill("input[name=from]", "2999-01-02")
     page.fill("input[name=to]", "2999-01-01")  # refused, and the page says why
     expect(page.locator(".gallery-errors")).to_contain_text("The end date is before the start date.")

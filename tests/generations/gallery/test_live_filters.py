@@ -74,3 +74,9 @@ def test_names_on_cards_are_whole_in_the_markup(owner_client, team, owner):
     html = owner_client.get(GALLERY).content.decode()
     assert re.search(r'<span class="card-model"[^>]*>Vidu Q3 Pro 1080p \(off-peak\)</span>', html)
     assert '<span class="card-author">Dorothea Wilhelmina Featherstonehaugh-Cholmondeley</span>' in html
+
+
+def test_ticking_favourites_makes_the_page_the_favourites_view(owner_client, team, owner):
+    html = owner_client.get(GALLERY, {"fav": "1"}, headers=FILTERING).content.decode()
+    assert '<h1 id="gallery-title" hx-swap-oob="true">Favourites</h1>' in html
+    assert re.search(r'<a href="/gallery/\?fav=1" aria-current="page">Favourites</a>', html)
