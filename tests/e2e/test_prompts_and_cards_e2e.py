@@ -96,6 +96,24 @@ def test_copy_prompt_from_the_card_menu_and_the_detail_page(page, live_server, l
     assert problems(page) == []
 
 
+def test_copy_prompt_on_a_plain_http_host_copies_through_a_selection(page, live_server, login, team, owner):
+    """Served over plain http from a host name (not localhost), a page has no clipboard API:
+    the prompt goes through a selected, hidden textarea instead."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.add_init_script("Object.defineProperty(window, 'isSecureContext', {get: () => false})")
+    g = wan_result(team, owner)
+    signed_in(page, live_server, login)
+    assert page.evaluate("window.isSecureContext") is False
+    card = page.locator(f"#card-{g.public_id}")
+    card.locator(".card-menu summary").click()
+    copy = card.locator(".card-menu button[data-copy-text]")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == PROMPT
+    assert page.locator(".copy-buffer").count() == 0  # the textarea is gone again
+    assert problems(page) == []
+
+
 # ---------------------------------------------------------------------------
 # 12. Reuse seed
 
