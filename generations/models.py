@@ -38,6 +38,10 @@ class Prompt(models.Model):
     negative_prompt = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        # The studio's prompt history reads a team's prompts newest first (generations.studio.services).
+        indexes = [models.Index(fields=["team", "-created", "-id"], name="prompt_team_created")]
+
     def __str__(self):
         return self.text[:60]
 

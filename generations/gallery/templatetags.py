@@ -171,6 +171,18 @@ class CardInfo:
         return (f"{self.model_label} usually takes {duration_text(self.typical.seconds)} in this team "
                 f"(the median of its last {n} finished job{'s' if n != 1 else ''}).")
 
+    @property
+    def takes_seed(self) -> bool:
+        """Its model has a seed parameter: "Reuse seed" can fix it in the studio."""
+        return takes_seed(self.g.provider, self.g.model, self.g.operation)
+
+
+@cache
+def takes_seed(provider_id: str, model_id: str, operation: str) -> bool:
+    provider = _provider(provider_id)
+    spec = provider.job_model(model_id) if provider is not None else None
+    return spec is not None and any(p.name == "seed" for p in spec.params_for(operation))
+
 
 def duration_text(seconds: float | None) -> str:
     """ "12 s", "1 min 12 s", "2 h 5 min" (gallery.js's ``durationText`` says the same)."""

@@ -40,10 +40,13 @@ from generations.models import TERMINAL, Generation, InputMedia, Kind, Status
 from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, get_provider
 from generations.serving import serve_file, zip_response
 from generations.share.services import MAX_GENERATIONS as MAX_SHARED
+from generations.studio import services as studio_services
 
 STOP_POLLING = 286  # htmx: stop polling, this answer is final
 MAX_STATUS_IDS = 100
 ZIP_MAX_RESULTS = 100  # results in one "Download as zip": each streams for as long as the zip takes
+
+CARD_SIZES = [("small", "Small"), ("medium", "Medium"), ("large", "Large")]  # the grid's densities (layout.js)
 
 _THUMBNAIL_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}
 
@@ -79,7 +82,7 @@ def _catalog_choices() -> list[tuple[str, list[tuple[str, str]]]]:
 
 @login_required
 @require_GET
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 def gallery(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
     status, errors = 200, {}
@@ -94,8 +97,13 @@ def gallery(request: HttpRequest) -> HttpResponse:
     base = reverse("generations:gallery")
     next_url = f"{base}?{filters.querystring(after=page.next_cursor)}" if page.next_cursor else ""
     context = {"generations": page.items, "next_url": next_url, "filters": filters, "errors": errors,
-               "selectable": True}
-    if request.htmx and not request.htmx.boosted:
+               "selectable": True,
+               # Filters in force besides the search box and the tab: what "Filters" counts on a phone.
+               "active_filters": len(set(filters.params()) - {"q", "archived"})}
+    # The filter form's answer (it targets the results) is the results and the form's state;
+    # any other htmx request (the next page) is the cards alone.
+    filtering = bool(request.htmx) and request.htmx.target == "gallery-results"
+    if request.htmx and not request.htmx.boosted and not filtering:
         return render(request, "generations/gallery/gallery.html#page", context, status=status)
     # The filter's and the bar's list of boards, and the board shown, in one query. (A page
     # that htmx asks for needs neither: the filter joins the board within the team.)
@@ -113,8 +121,10 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "first_page_url": f"{base}?{filters.querystring()}" if request.GET.get("after") else "",
         "boards": boards, "board": board,
         "max_selection": gallery_queries.MAX_SELECTION, "zip_max": ZIP_MAX_RESULTS, "share_max": MAX_SHARED,
+        "card_sizes": CARD_SIZES, "filters_oob": filtering,
     }
-    return render(request, "generations/gallery/gallery.html", context, status=status)
+    template = "generations/gallery/gallery.html#results" if filtering else "generations/gallery/gallery.html"
+    return render(request, template, context, status=status)
 
 
 @login_required
@@ -133,6 +143,7 @@ def detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         "used_by": list(cards.filter(inputs__source_media__generation=g).exclude(parent=g).distinct().order_by("created")),
         "siblings": list(cards.filter(batch_id=g.batch_id).exclude(pk=g.pk).order_by("created")) if g.batch_id else [],
         "nav_section": "gallery",
+        "seed": studio_services.seed_used(g),
     }
     return render(request, "generations/gallery/detail.html", context)
 
@@ -148,8 +159,9 @@ def card_status(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     live panel. 286 (htmx: stop) once it is final."""
     membership = require_membership(request)
     g = _get_generation(membership, public_id)
-    template = "generations/gallery/detail.html#live" if request.GET.get("panel") == "detail" else "generations/gallery/gallery.html#card"
-    response = render(request, template, {"g": g})
+    detail_panel = request.GET.get("panel") == "detail"
+    template = "generations/gallery/detail.html#live" if detail_panel else "generations/gallery/gallery.html#card"
+    response = render(request, template, {"g": g, "seed": studio_services.seed_used(g) if detail_panel else None})
     if g.status in TERMINAL:
         response.status_code = STOP_POLLING
     return response

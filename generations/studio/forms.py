@@ -251,6 +251,7 @@ def _role_labels():
 class StudioForm(forms.Form):
     # A message for the top of the form (a remix whose model is gone, a refused pick).
     notice = ""
+    seed_fixed = False  # "Reuse seed" fixed the seed: the Advanced settings open to show it
     model = forms.ChoiceField(label="Model")
     operation = forms.ChoiceField(label="Mode", required=False)
     prompt = forms.CharField(label="Prompt", widget=forms.Textarea(attrs={"rows": 4}))

@@ -42,6 +42,7 @@ from generations.models import Generation, InputRole, Media, Status
 from generations.providers.registry import get_provider
 from generations.services import CatalogEntry, GenerationRejected
 from generations.studio import forms as studio_forms
+from generations.studio import services as studio_services
 from generations.studio.forms import (
     MEDIA_SUFFIX,
     StudioForm,
@@ -78,10 +79,12 @@ def studio(request: HttpRequest) -> HttpResponse:
     provider_id, model_id = split_model_value(query.get("model"), query.get("provider"))
     wanted_operation = query.get("operation")
     remix_id = query.get("remix")
+    seed_notice = ""
     if remix_id:
         remix = get_generation_for_member(membership, _uuid_or_404(remix_id))
         provider_id, model_id, wanted_operation = remix.provider, remix.model, remix.operation
         initial.update(_remix_initial(remix))
+        seed_notice = _reuse_seed(remix, initial) if query.get("seed") == "reuse" else ""
 
     entry = find_entry(catalog, provider_id, model_id) if model_id else None
     notice = ""
@@ -105,6 +108,9 @@ def studio(request: HttpRequest) -> HttpResponse:
         _prefill_input(form, role, query.get(role))
     if remix_id and (provider_id, model_id) != (entry.provider_id, entry.model.id):
         form.notice = "The model of that generation is no longer available to your team; pick another."
+    elif remix_id and seed_notice:
+        form.notice = seed_notice
+        form.seed_fixed = "seed" in initial and initial["seed"] not in (None, -1)
     return render(request, "generations/studio/studio.html", _page_context(request, membership, form, catalog))
 
 
@@ -222,6 +228,25 @@ def studio_slot(request: HttpRequest) -> HttpResponse:
     row = next(r for r in form.slot_rows if r.slot.role == slot.role)
     return render(request, "generations/studio/studio.html#slot",
                   {**_form_context(request, membership, form), "row": row, "slot_error": problem})
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def prompt_history(request: HttpRequest) -> HttpResponse:
+    """The team's recent distinct prompts containing ``?q=``, for the studio's history list
+    (its own page without htmx, a fragment with it)."""
+    membership = require_membership(request)
+    query = " ".join(request.GET.get("q", "").split())
+    error = ""
+    if len(query) > studio_services.MAX_HISTORY_QUERY:
+        error, query = f"Search for at most {studio_services.MAX_HISTORY_QUERY} characters.", ""
+    elif any(ord(c) < 32 or ord(c) == 127 for c in query):
+        error, query = "Control characters are not allowed.", ""
+    items = [] if error else studio_services.prompt_history(membership, query)
+    context = {"history": items, "history_query": query, "history_error": error, "nav_section": "studio"}
+    template = "generations/studio/history.html#list" if request.htmx else "generations/studio/history.html"
+    return render(request, template, context, status=400 if error else 200)
 
 
 @login_required
@@ -386,6 +411,17 @@ def _remix_initial(remix: Generation) -> dict[str, Any]:
     return initial
 
 
+def _reuse_seed(generation: Generation, initial: dict[str, Any]) -> str:
+    """"Reuse seed": the remix's values with the seed fixed to the one the result was made with
+    (when it is known); the notice says which seed, or why it stays random."""
+    if not studio_services.takes_seed(generation.provider, generation.model, generation.operation):
+        return "This model takes no seed, so only the prompt and settings are reused."
+    seed = studio_services.seed_used(generation)
+    if seed.value is not None:
+        initial["seed"] = seed.value
+    return studio_services.seed_notice(generation, seed)
+
+
 def _prefill_input(form: StudioForm, role: str, raw: str) -> None:
     """``?first_frame=<media uuid>`` from "Use as first frame…": pick it if it is the team's."""
     slot = next((s for s in form.slots if s.role == role), None)
@@ -525,5 +561,6 @@ urlpatterns = [
     path("studio/picker/", studio_picker, name="studio_picker"),
     path("studio/slot/", studio_slot, name="studio_slot"),
     path("studio/generate/", generate, name="generate"),
+    path("studio/prompts/", prompt_history, name="prompt_history"),
 ]
 

@@ -55,6 +55,51 @@
     }
   });
 
+  // <button data-copy-text="…">: copy that text (a prompt, whole) and say "Copied" on the button.
+  // The clipboard API needs a secure context (https, localhost); on a plain-http host the text
+  // is copied through a selected, hidden textarea, and where even that is refused it is shown
+  // selected in a dialog for Ctrl+C.
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).then(function () { return true; }, function () { return copyBySelection(text); });
+    }
+    return Promise.resolve(copyBySelection(text));
+  }
+
+  function copyBySelection(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "copy-buffer";
+    document.body.appendChild(area);
+    area.select();
+    var copied = false;
+    try {
+      copied = document.execCommand("copy");
+    } catch (e) {
+      copied = false;
+    }
+    area.remove();
+    if (!copied) window.prompt("Copy with Ctrl+C (⌘+C on a Mac):", text);
+    return copied;
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy-text]");
+    if (!button) return;
+    copyText(button.getAttribute("data-copy-text")).then(function (copied) {
+      if (!copied) return;
+      if (!button.hasAttribute("data-copy-label")) button.setAttribute("data-copy-label", button.textContent);
+      button.textContent = "Copied";
+      button.classList.add("is-copied");
+      window.clearTimeout(button.kilnCopied);
+      button.kilnCopied = window.setTimeout(function () {
+        button.textContent = button.getAttribute("data-copy-label");
+        button.classList.remove("is-copied");
+      }, 1500);
+    });
+  });
+
   // htmx parses the HTML it swaps in as if scripting were off, so a <noscript> fallback in
   // it turns into live markup: the studio's no-JS "Use this model" button became the form's
   // first submit button, and Enter in a field pressed it (a GET of the whole page into the

@@ -493,3 +493,91 @@
     document.addEventListener("DOMContentLoaded", start);
   }
 })();
+
+// Recent prompts (templates/generations/studio/history.html#panel): the team's prompts,
+// searched as one types (htmx); choosing one puts it in the prompt field as typing would,
+// so the counter, the estimate and the draft follow.
+(function () {
+  "use strict";
+
+  function panelOf(el) {
+    return el.closest && el.closest("[data-prompt-history]");
+  }
+
+  function items(panel) {
+    return Array.prototype.slice.call(panel.querySelectorAll(".history-item"));
+  }
+
+  function usePrompt(button) {
+    var panel = panelOf(button);
+    var form = document.getElementById("studio-form");
+    var field = form && form.querySelector('textarea[name="prompt"]');
+    if (!field) return;
+    field.value = button.getAttribute("data-history-text");
+    field.dispatchEvent(new Event("input", {bubbles: true}));
+    field.dispatchEvent(new Event("change", {bubbles: true}));
+    if (panel) panel.open = false;
+    field.focus();
+  }
+
+  // The search box belongs to no form: its edits and keys stay with it (not the studio
+  // form's draft, estimate or Ctrl+Enter). htmx listens on the box itself, so it still hears them.
+  function keepToItself(event) {
+    event.stopPropagation();
+    if (event.type !== "keydown") return;
+    var panel = panelOf(event.target);
+    if (event.key === "Enter") {
+      event.preventDefault();
+    } else if (event.key === "ArrowDown" && panel && items(panel).length) {
+      event.preventDefault();
+      items(panel)[0].focus();
+    } else if (event.key === "Escape" && panel) {
+      panel.open = false;
+      panel.querySelector("summary").focus();
+    }
+  }
+
+  document.addEventListener("htmx:load", function (event) {
+    var root = event.detail.elt;
+    if (!root || !root.querySelectorAll) return;
+    var boxes = root.matches && root.matches("[data-history-search]") ? [root] : root.querySelectorAll("[data-history-search]");
+    Array.prototype.forEach.call(boxes, function (box) {
+      if (box.kilnHistory) return;
+      box.kilnHistory = true;
+      ["input", "change", "keydown", "search"].forEach(function (type) { box.addEventListener(type, keepToItself); });
+    });
+  });
+
+  // Opening the panel puts the cursor in its search box.
+  document.addEventListener("toggle", function (event) {
+    var panel = event.target;
+    if (panel.matches && panel.matches("[data-prompt-history]") && panel.open) {
+      var box = panel.querySelector("[data-history-search]");
+      if (box) box.focus({preventScroll: true});
+      panel.scrollIntoView({block: "center"});
+    }
+  }, true);
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest(".history-item");
+    if (button && panelOf(button)) usePrompt(button);
+  });
+
+  // Up and down move between the search box and the prompts; Escape closes the panel.
+  document.addEventListener("keydown", function (event) {
+    var button = event.target.closest && event.target.closest(".history-item");
+    var panel = button && panelOf(button);
+    if (!panel) return;
+    var list = items(panel);
+    var at = list.indexOf(button);
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      var next = at + (event.key === "ArrowDown" ? 1 : -1);
+      if (next < 0) panel.querySelector("[data-history-search]").focus();
+      else if (next < list.length) list[next].focus();
+    } else if (event.key === "Escape") {
+      panel.open = false;
+      panel.querySelector("summary").focus();
+    }
+  });
+})();
