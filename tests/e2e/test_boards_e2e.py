@@ -73,8 +73,7 @@ def test_collect_on_a_board_filter_by_it_and_share_it(signed_in, browser, live_s
     assert page.url.endswith("/gallery/")  # no reload: the bar answered in place
 
     # 3. The gallery's Board filter: just the board's four, under its name.
-    page.locator(".gallery-filters select[name=board]").select_option(label="Lighthouse refs")
-    page.locator(".gallery-filters").get_by_role("button", name="Apply").click()
+    page.locator(".gallery-filters select[name=board]").select_option(label="Lighthouse refs")  # applies at once
     page.wait_for_url(lambda url: f"board={board.public_id}" in url)
     assert page.locator("h1").inner_text() == "Lighthouse refs"
     assert page.locator("article.gcard").count() == 4

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from generations.models import Favourite, Generation, Kind, Status
 from tests.conftest import PASSWORD
@@ -103,7 +104,7 @@ def test_select_with_click_shift_click_and_act_on_the_selection(signed_in, team,
     # Archive: the cards turn into tombstones with an undo, the selection empties.
     bar.get_by_role("button", name="Archive").click()
     page.get_by_text("Archived 5 results.").wait_for()
-    assert page.locator(".gcard-tombstone").count() == 5
+    expect(page.locator(".gcard-tombstone")).to_have_count(5)
     assert count(page) == "0"
     shot(page, "bulk-archived-desktop")
     assert Generation.objects.filter(archived=True).count() == 5
