@@ -96,4 +96,5 @@ class GenerationAdmin(admin.ModelAdmin):
 
 
 from generations.keys import admin as keys_admin  # noqa: E402, F401 (registers ProviderKey)
+from generations.prompt_templates import admin as templates_admin  # noqa: E402, F401 (registers PromptTemplate)
 from generations.share import admin as share_admin  # noqa: E402, F401 (registers ShareLink)
