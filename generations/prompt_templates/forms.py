@@ -71,6 +71,13 @@ class TemplateVariableForm(forms.ModelForm):
         fields = ("name", "label", "hint", "required")
         help_texts = {"name": "As the template writes it."}
 
+    def has_changed(self) -> bool:
+        # A new row with no name, label or hint is a spare row, whatever its "Required" tick says.
+        if self.instance.pk is None and not any(
+                (self.data.get(self.add_prefix(name)) or "").strip() for name in ("name", "label", "hint")):
+            return False
+        return super().has_changed()
+
     def clean_name(self) -> str:
         name = (self.cleaned_data.get("name") or "").strip()
         if not is_variable_name(name):
@@ -83,7 +90,7 @@ class BaseVariableFormSet(forms.BaseInlineFormSet):
     """A template's variables in order; a name once per template."""
 
     def clean(self):
-        super().clean()
+        # Before Django's own uniqueness check, whose message does not name the variable.
         seen: set[str] = set()
         kept = 0
         for form in self.forms:
@@ -96,6 +103,8 @@ class BaseVariableFormSet(forms.BaseInlineFormSet):
             seen.add(name)
         if kept > MAX_VARIABLES:
             raise ValidationError(f"At most {MAX_VARIABLES} variables.")
+        if not any(form.errors for form in self.forms):
+            super().clean()
 
     def save(self, commit=True):
         # Their order on the page is their order in the studio.
