@@ -155,7 +155,7 @@ class TemplatePicker:
             swap = {"hx-get": reverse("generations:studio_fields"), "hx-trigger": "change",
                     "hx-include": "#studio-form", "hx-target": "#studio-fieldset",
                     "hx-sync": "#studio-fieldset:replace"}
-            form.fields[TEMPLATE_FIELD] = forms.ChoiceField(label="Template", required=False, choices=choices,
+            form.fields[TEMPLATE_FIELD] = forms.ChoiceField(label="Your team's templates", required=False, choices=choices,
                                                             widget=forms.Select(attrs=swap))
             form.initial[TEMPLATE_FIELD] = self.chosen.template_id if self.chosen else ""
         if self.chosen is None:

@@ -35,7 +35,10 @@ def take(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, caret="initial")
 
 
-def both_shots(page, name: str) -> None:
+def both_shots(page, name: str, show: str = "") -> None:
+    """At 1280 px (the studio's panel scrolled to ``show``, if given) and at 390 px."""
+    if show:
+        page.locator(show).evaluate("el => { el.scrollIntoView({block: 'start'}); window.scrollTo(0, 0); }")
     take(page, f"{name}-1280")
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(150)
@@ -101,7 +104,14 @@ def test_an_admin_registers_a_template_and_a_member_generates_with_it(page, live
     page.fill("#id_var_product", "a celadon teapot")
     page.fill("#id_prompt", "slow push-in")
     page.wait_for_load_state("networkidle")
-    both_shots(page, "03-studio-template-picked")
+    # The draft keeps the template and its variables across a reload.
+    page.reload()
+    page.wait_for_selector("#id_var_product")
+    expect(page.locator("#id_template")).to_have_value("tpl_product")
+    expect(page.locator("#id_var_product")).to_have_value("a celadon teapot")
+    expect(page.locator("#id_prompt")).to_have_value("slow push-in")
+    page.wait_for_load_state("networkidle")
+    both_shots(page, "03-studio-template-picked", show=".template-group")
 
     page.click(".studio-submit")
     page.wait_for_selector("#gallery-grid [data-card]")
@@ -114,7 +124,7 @@ def test_an_admin_registers_a_template_and_a_member_generates_with_it(page, live
     expect(page.locator("#id_template")).to_have_value("tpl_product")
     expect(page.locator("#id_var_product")).to_have_value("a celadon teapot")
     page.wait_for_load_state("networkidle")
-    both_shots(page, "04-studio-template-generated")
+    both_shots(page, "04-studio-template-generated", show=".template-group")
     assert problems(page) == []
 
 
@@ -133,6 +143,14 @@ def test_a_job_failed_on_an_unknown_template_is_edited_and_retried(page, live_se
     page.wait_for_selector("#id_template_id")
     page.fill("#id_template_id", "tpl_prodcut")
     page.fill("#id_variables", "product=a walnut bowl")
+    page.wait_for_load_state("networkidle")
+    # A reload gives back the typed id, not the picker's first template (the draft asks the server
+    # for the fields of "another template id").
+    page.reload()
+    expect(page.locator("#id_template")).to_have_value("")
+    expect(page.locator("#id_template_id")).to_have_value("tpl_prodcut")
+    expect(page.locator("#id_variables")).to_have_value("product=a walnut bowl")
+    page.wait_for_load_state("networkidle")
     page.click(".studio-submit")
     page.wait_for_selector("#gallery-grid [data-card].status-failed")
     failed = Generation.objects.get()
