@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from generations.prompt_templates.models import PromptTemplate, TemplateVariable
 from generations.providers.sealink import (
+    MAX_VARIABLE_LENGTH,
     MAX_VARIABLES,
     format_variables,
     is_variable_name,
@@ -167,6 +168,7 @@ class TemplatePicker:
             field_name = variable_field_name(variable.name)
             form.fields[field_name] = forms.CharField(
                 label=variable.display_label, required=variable.required, help_text=variable.hint,
+                max_length=MAX_VARIABLE_LENGTH,
                 error_messages={"required": f"Fill in {variable.display_label}: the template needs it."})
             if variable.name in values:
                 form.initial[field_name] = values[variable.name]

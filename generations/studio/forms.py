@@ -299,6 +299,8 @@ class StudioForm(forms.Form):
             self.param_names.append(param.name)
         # A mode that renders a saved template: the team's registered ones, a field per variable.
         self.template_picker = attach_picker(self)
+        for bound in self.template_picker.variable_fields if self.template_picker else ():
+            limit_by_counter(bound.field, bound.field.max_length)
         self.param_names = [name for name in self.param_names if name in self.fields]
 
         self.slots: list[InputSlot] = spec.inputs_for(operation)

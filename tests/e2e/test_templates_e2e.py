@@ -71,6 +71,15 @@ def test_an_admin_registers_a_template_and_a_member_generates_with_it(page, live
     page.click("nav.tabs >> text=Templates")
     page.wait_for_selector("#template-form")
     take(page, "01-templates-empty-1280")
+    # A mistake first: an id with a space, a variable name Sealink would refuse. Nothing is saved.
+    page.fill("#id_template_id", "tpl product")
+    page.fill("#id_name", "Product turntable")
+    page.fill("#id_variables-0-name", "1st product")
+    page.click("button:has-text('Register template')")
+    expect(page.locator("#template-form")).to_contain_text("A template id is letters, digits and _ - . :")
+    expect(page.locator("#template-form")).to_contain_text("is not a variable name Sealink takes")
+    both_shots(page, "01-templates-refused")
+    assert not PromptTemplate.objects.exists()
     page.fill("#id_template_id", "tpl_product")
     page.fill("#id_name", "Product turntable")
     page.fill("#id_description", "A product turning slowly on a turntable, soft studio light. "

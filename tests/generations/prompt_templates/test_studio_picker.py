@@ -161,3 +161,13 @@ def test_another_teams_failed_job_cannot_be_opened(teammate_client, other_team, 
     theirs = failed_job(other_team, outsider)
     assert studio(teammate_client, remix=str(theirs.public_id)).status_code == 404
     assert teammate_client.post(reverse("generations:retry", args=[theirs.public_id])).status_code == 404
+
+
+def test_a_variable_is_never_cut_by_the_browser_and_an_overlong_one_is_refused(teammate_client, sealink, sunset):
+    page = studio(teammate_client).content.decode()
+    field = page[page.index('name="var_place"'):][:300]
+    assert "maxlength" not in field.split(">")[0] and 'data-limit="1000"' in field.split(">")[0]
+    response = post(teammate_client, template="tpl_sunset", var_place="x" * 1001)
+    assert response.status_code == 422
+    assert "1000 characters" in response.content.decode() or "1,000" in response.content.decode()
+    assert not Generation.objects.exists()
