@@ -89,3 +89,11 @@ def test_a_cancelled_job_never_needs_an_edit(membership, sealink):
     Generation.objects.filter(pk=generation.pk).update(status=Status.CANCELLED, error_kind=ErrorKind.INPUT)
     generation.refresh_from_db()
     assert not generation.needs_edit
+
+
+@pytest.mark.parametrize("prompt", ["A fight [moderate]", "A fight [unsafe]"])
+def test_shark_moderation_at_submit_or_at_the_end_is_recorded(make, sandbox, prompt):
+    sandbox.control(duration=0.3)
+    done = drive(make(prompt=prompt, model="openai/gpt-image-2", operation="text-to-image").pk)
+    assert done.status == Status.FAILED
+    assert done.error_kind == ErrorKind.MODERATION and done.needs_edit
