@@ -3,11 +3,13 @@
 from accounts import views
 from accounts.credits import views as credit_views
 from generations.keys import views as key_views
+from generations.prompt_templates import views as template_views
 
 app_name = "accounts"
 
 urlpatterns = [
     *views.urlpatterns,
     *key_views.urlpatterns,
+    *template_views.urlpatterns,
     *credit_views.urlpatterns,
 ]

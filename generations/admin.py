@@ -37,7 +37,7 @@ class GenerationAdmin(admin.ModelAdmin):
 
     list_display = ("public_id", "short_prompt", "team", "author", "provider", "model", "status", "needs_review",
                     "progress", "estimated_cost", "actual_cost", "created")
-    list_filter = ("status", "provider", "kind", "needs_review", "archived", "team")
+    list_filter = ("status", "provider", "kind", "error_kind", "needs_review", "archived", "team")
     list_select_related = ("team", "author", "prompt")
     search_fields = ("prompt__text", "=public_id", "=provider_job_id", "author__email", "model")
     date_hierarchy = "created"
@@ -47,7 +47,7 @@ class GenerationAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("public_id", "team", "author", "prompt_text", "negative_prompt_text", "archived")}),
         ("Job", {"fields": ("provider", "model", "kind", "operation", "params", "provider_key", "key_note", "status",
-                            "provider_status", "provider_job_id", "progress", "error", "needs_review")}),
+                            "provider_status", "provider_job_id", "progress", "error", "error_kind", "needs_review")}),
         ("Timing", {"fields": ("created", "claimed_at", "submitted_at", "started_at", "finished_at", "deadline",
                                "next_poll_at", "poll_count", "error_count")}),
         ("Cost", {"fields": ("estimated_cost", "actual_cost")}),
@@ -97,4 +97,5 @@ class GenerationAdmin(admin.ModelAdmin):
 
 from generations.boards import admin as boards_admin  # noqa: E402, F401 (registers Board)
 from generations.keys import admin as keys_admin  # noqa: E402, F401 (registers ProviderKey)
+from generations.prompt_templates import admin as templates_admin  # noqa: E402, F401 (registers PromptTemplate)
 from generations.share import admin as share_admin  # noqa: E402, F401 (registers ShareLink)

@@ -61,6 +61,17 @@ TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.
 IN_FLIGHT = frozenset({Status.SUBMITTED, Status.RUNNING})
 
 
+class ErrorKind(models.TextChoices):
+    """Why a failed job failed, where the engine could tell it was what was asked: the
+    same request would fail again, so it is edited in the studio, never re-sent as it is."""
+
+    INPUT = "input", "The request"               # an unknown template, a missing variable, a refused parameter
+    MODERATION = "moderation", "Content moderation"
+
+
+NEEDS_EDIT = frozenset({ErrorKind.INPUT, ErrorKind.MODERATION})
+
+
 class Batch(models.Model):
     """One prompt sent to several models at once, shown side by side."""
 
@@ -93,6 +104,8 @@ class Generation(models.Model):
     provider_status = models.CharField(max_length=60, blank=True)
     progress = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Recorded with ``error`` where the provider's answer says the request itself was at fault.
+    error_kind = models.CharField(max_length=20, choices=ErrorKind.choices, blank=True)
     # Set when our deadline passed without a provider verdict: the provider may
     # still bill, so the reservation stays until an admin resolves it.
     needs_review = models.BooleanField(default=False, db_index=True)
@@ -149,6 +162,12 @@ class Generation(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def needs_edit(self) -> bool:
+        """Failed because of what it asked (an unknown template, a missing variable, moderation):
+        "Edit and retry" opens it in the studio; a plain retry would fail and reserve credits again."""
+        return self.status == Status.FAILED and self.error_kind in NEEDS_EDIT
 
 
 class InputRole(models.TextChoices):
@@ -228,4 +247,5 @@ class Favourite(models.Model):
 # The models of generations' rooms: imported here so Django registers them with this app.
 from generations.boards.models import Board, BoardItem  # noqa: E402, F401
 from generations.keys.models import ProviderKey  # noqa: E402, F401
+from generations.prompt_templates.models import PromptTemplate, TemplateVariable  # noqa: E402, F401
 from generations.share.models import ShareLink  # noqa: E402, F401

@@ -51,6 +51,18 @@ class GenerationRejected(Exception):
         return " ".join(parts)
 
 
+class NeedsEdit(GenerationRejected):
+    """A retry of a job that failed because of what it asked (``Generation.needs_edit``):
+    the same request would be refused again, so it is edited in the studio instead."""
+
+    def __init__(self, generation: Generation):
+        self.generation = generation
+        what = "content moderation refused it" if generation.error_kind == "moderation" else (
+            f"{provider_name(generation.provider)} refused what it asked")
+        super().__init__(f"This job failed because {what}: sent again unchanged it would fail again. "
+                         "Edit it in the studio and generate.")
+
+
 @dataclass
 class InputSpec:
     """One input file: an upload, or media from the team's gallery."""
@@ -337,9 +349,12 @@ def _same_inputs(generation: Generation) -> list[InputSpec]:
 
 def retry_generation(generation: Generation, *, membership: Membership) -> Generation:
     """A new generation with the same prompt, model, parameters and inputs (relation "retry"),
-    paid by ``membership``. Raises GenerationRejected like ``create_generation``."""
+    paid by ``membership``. Raises GenerationRejected like ``create_generation``, and
+    NeedsEdit, before anything is reserved, for a job that failed because of what it asked."""
     if generation.team_id != membership.team_id:
         raise GenerationRejected("That generation is not in this team.")
+    if generation.needs_edit:
+        raise NeedsEdit(generation)
     specs = _same_inputs(generation)
     try:
         return create_generation(

@@ -50,6 +50,7 @@ from generations.engine.common import (
 from generations.models import IN_FLIGHT, Generation, Status
 from generations.providers import http
 from generations.providers.base import (
+    MODERATION,
     Credentials,
     ModelSpec,
     Progress,
@@ -57,6 +58,7 @@ from generations.providers.base import (
     ProviderError,
     State,
     key_problem,
+    moderation_in,
 )
 from generations.providers.registry import get_provider
 
@@ -296,14 +298,16 @@ def apply_progress(generation: Generation, progress: Progress, model: ModelSpec)
         case State.FAILED | State.CANCELLED:
             cancelled = progress.state == State.CANCELLED
             message = progress.error or (f"{name} cancelled the job." if cancelled else f"{name} reported that the job failed.")
+            # Moderation refused the prompt or the result: the job is edited, not re-sent as it was.
+            kind = "" if cancelled else progress.error_kind or (MODERATION if moderation_in(progress.error) else "")
 
             def finish() -> None:
                 with transaction.atomic():
                     # A job that ended without a result has no progress (the provider may say
                     # "100%" with its failure, or nothing): no bar, no stale 30 %.
                     moved = in_flight.update(**common, status=Status.CANCELLED if cancelled else Status.FAILED,
-                                             error=message[:5000], finished_at=now, next_poll_at=None,
-                                             progress=None)
+                                             error=message[:5000], error_kind=kind, finished_at=now,
+                                             next_poll_at=None, progress=None)
                     if moved:
                         settle_release(generation, f"{'Cancelled' if cancelled else 'Failed'}: {message}")
 

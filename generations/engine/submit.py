@@ -73,6 +73,7 @@ from generations.providers.base import (
     ProviderError,
     key_problem,
     refuses_key,
+    request_problem,
 )
 from generations.providers.registry import get_provider
 
@@ -328,7 +329,8 @@ def _submit_error(generation: Generation, exc: ProviderError, claimed_at: dateti
         else:
             logger.info("generation %s: %s refused the job (HTTP %s): %s; failed and refunded",
                         pk, name, exc.status_code, exc.message)
-        fail(pk, Status.QUEUED, refusal_message(name, exc))
+        # An unknown template, a missing variable, moderation: recorded, so the job is edited, not re-sent.
+        fail(pk, Status.QUEUED, refusal_message(name, exc), error_kind=request_problem(exc))
         return "refused"
     if not _known_not_sent(exc):
         mark_lost(pk, claimed_at, f"ambiguous submit error: {exc.message}")

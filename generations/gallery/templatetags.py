@@ -95,6 +95,7 @@ class CardInfo:
     can_cancel: bool          # this member may, and it is queued (ours to stop) or sent to a provider that can
     cancel_help: str          # why there is no cancel button, once it is with a provider that cannot
     can_retry: bool
+    needs_edit: bool          # failed because of what it asked: "Edit and retry" opens the studio instead
     can_delete: bool          # this member may, and it has ended with nothing held (see gallery.delete_generation)
     can_share: bool           # what sharing.create_share allows: the member's team's, and succeeded
     can_settle: bool          # it needs review and this member is an owner or admin of its team
@@ -254,6 +255,7 @@ def card_info(g: Generation, membership) -> CardInfo:
         can_cancel=may_manage and (g.status == Status.QUEUED or (g.status == Status.SUBMITTED and supports_cancel)),
         cancel_help=(provider.cancel_help if provider and not supports_cancel and g.status in IN_FLIGHT else ""),
         can_retry=g.status in RETRYABLE,
+        needs_edit=g.needs_edit,
         can_delete=may_manage and not pending and not g.needs_review,
         can_share=bool(membership) and membership.team_id == g.team_id and g.status == Status.SUCCEEDED,
         can_settle=(g.needs_review and bool(membership) and membership.team_id == g.team_id

@@ -309,6 +309,10 @@ def retry(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         return redirect("generations:detail", public_id=g.public_id)
     try:
         new = services.retry_generation(g, membership=membership)
+    except services.NeedsEdit as exc:
+        # A page drawn before the job failed still offers "Retry": open it to edit instead.
+        messages.error(request, exc.summary())
+        return redirect(f"{reverse('generations:studio')}?remix={g.public_id}")
     except services.GenerationRejected as exc:
         messages.error(request, f"Could not retry: {exc.summary()}")
         return redirect("generations:detail", public_id=g.public_id)

@@ -55,16 +55,19 @@ class ProviderError(Exception):
     ``message`` is the provider's own words where it gave any. ``retryable``
     says whether trying again later may succeed (rate limits, 5xx, timeouts);
     ``retry_after`` is the provider's ``Retry-After`` in seconds, if it sent one.
+    ``kind`` is ``INPUT`` or ``MODERATION`` when the adapter knows the request itself was
+    refused (see ``request_problem``).
     """
 
     def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
-                 status_code: int | None = None, code: str = ""):
+                 status_code: int | None = None, code: str = "", kind: str = ""):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
         self.status_code = status_code
         self.code = code
+        self.kind = kind
 
     def __repr__(self):
         return f"ProviderError({self.message!r}, retryable={self.retryable}, status={self.status_code})"
@@ -81,6 +84,18 @@ NOT_SENT = "not_sent"
 # ``ProviderError.code`` when nothing answers the documented route at the key's base URL
 # (HTTP 404 to a submit): the base URL is wrong, the job was not taken.
 ROUTE_MISSING = "route_missing"
+
+# What a refusal or a failure says about the request itself (``generations.models.ErrorKind``):
+# the same request would fail again, so it is edited, never re-sent as it is.
+INPUT = "input"                  # an unknown template, a missing variable, a parameter refused
+MODERATION = "moderation"        # the prompt or the result was refused by content moderation
+
+# Words providers use for moderation, in their codes and messages (Sealink/DashScope's
+# DataInspectionFailed, ShuttleAI's input_moderation, Shark's "safety system"...).
+_MODERATION_WORDS = ("moderation", "datainspectionfailed", "inappropriate content", "safety system",
+                     "content policy", "content_policy", "content filter")
+# A submit refused with these is about the request (a 404 is only when it is not ROUTE_MISSING).
+_REQUEST_STATUSES = frozenset({400, 404, 413, 415, 422})
 
 # A 429 that says the account's quota or balance is spent, not that it asked too fast.
 _QUOTA_WORDS = ("quota", "insufficient", "balance", "credit", "billing")
@@ -109,6 +124,25 @@ def key_problem(exc: ProviderError) -> str:
     if exc.code in (NOT_SENT, ROUTE_MISSING):
         return exc.message
     return ""
+
+
+def moderation_in(*texts: str) -> bool:
+    """Whether a provider's code or words say content moderation refused it."""
+    said = " ".join(str(t or "") for t in texts).lower()
+    return any(word in said for word in _MODERATION_WORDS)
+
+
+def request_problem(exc: ProviderError) -> str:
+    """``MODERATION`` or ``INPUT`` when a provider's refusal of a submit is about what was
+    asked, so sending it again unchanged would be refused again; "" when it is about the key,
+    the base URL, the model's availability, or may pass by waiting."""
+    if exc.kind:
+        return exc.kind
+    if exc.retryable or refuses_key(exc) or exc.code in (NOT_SENT, ROUTE_MISSING, MODEL_UNAVAILABLE):
+        return ""
+    if moderation_in(exc.code, exc.message):
+        return MODERATION
+    return INPUT if exc.status_code in _REQUEST_STATUSES else ""
 
 
 def route_missing(exc: ProviderError, name: str, method: str, url: str, documented: str) -> ProviderError:
@@ -366,6 +400,7 @@ class Progress:
     outputs: list[Output] = field(default_factory=list)
     cost: int | None = None          # credits, where the provider reports its charge
     error: str = ""                  # the provider's own words
+    error_kind: str = ""             # INPUT or MODERATION when the failure is about what was asked
     raw: Any = None
 
 

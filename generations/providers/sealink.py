@@ -66,6 +66,8 @@ import httpx
 
 from generations.providers import http, keycheck
 from generations.providers.base import (
+    INPUT,
+    MODERATION,
     CancelOutcome,
     CancelResult,
     Credentials,
@@ -82,6 +84,7 @@ from generations.providers.base import (
     State,
     Submitted,
     as_int,
+    moderation_in,
     route_missing,
     usd_to_credits,
 )
@@ -151,6 +154,11 @@ def _price_for(model_id: str):
         size = params.get("resolution") or params.get("size") or "1280x720"
         return cost_credits(model_id, size, params.get("duration", 5), params.get("n", 1)) or 0
     return price
+
+
+def is_variable_name(name: str) -> bool:
+    """A name Sealink takes for a template variable (letters, digits and _ . -, from a letter or _)."""
+    return bool(_VARIABLE_NAME.match(name))
 
 
 def parse_variables(raw: Any) -> dict[str, str]:
@@ -385,7 +393,7 @@ class SealinkProvider(Provider):
         except ProviderError as exc:
             if template_id and exc.status_code == 404:
                 raise ProviderError(f"Sealink has no prompt template {template_id!r}: {exc.message}",
-                                    status_code=404, code=exc.code or "template_not_found") from None
+                                    status_code=404, code=exc.code or "template_not_found", kind=INPUT) from None
             if exc.status_code == 404:
                 raise route_missing(exc, "Sealink", "POST", f"{base}{path}",
                                     f"its host, {self.default_base_url}") from None
@@ -416,7 +424,7 @@ class SealinkProvider(Provider):
             try:
                 body["variables"] = parse_variables(params.get("variables") or "")
             except ValueError as exc:
-                raise ProviderError(f"Template variables: {exc}") from None
+                raise ProviderError(f"Template variables: {exc}", kind=INPUT) from None
             if job.prompt:
                 body["prompt"] = job.prompt
         else:
@@ -475,6 +483,9 @@ class SealinkProvider(Provider):
 
         if state is State.FAILED:
             progress.error = self.failure_message(payload, output, task_status)
+            # DashScope's DataInspectionFailed: its moderation refused the prompt or the video.
+            if moderation_in(str(output.get("code") or ""), _error_code(payload), progress.error):
+                progress.error_kind = MODERATION
         elif state is State.SUCCEEDED:
             urls = _unique(find_video_urls(payload.get("data")) + find_video_urls(output.get("video_url"))
                            + find_video_urls(output.get("results")))

@@ -29,11 +29,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from generations.models import Generation, Kind, Media, Operation
+from generations.prompt_templates.forms import attach_picker
 from generations.providers.base import InputSlot, ModelSpec, Param, ParamType
 
 # Names the form uses itself; a schema parameter never shadows them.
 RESERVED_NAMES = frozenset({
     "model", "operation", "prompt", "negative_prompt", "idempotency_key", "compare_models", "remix_of",
+    "template",
 })
 MAX_COMPARE = 3
 # Parameters most people leave alone: shown folded under "Advanced".
@@ -296,6 +298,11 @@ class StudioForm(forms.Form):
                 continue
             self.fields[param.name] = param_field(param)
             self.param_names.append(param.name)
+        # A mode that renders a saved template: the team's registered ones, a field per variable.
+        self.template_picker = attach_picker(self)
+        for bound in self.template_picker.variable_fields if self.template_picker else ():
+            limit_by_counter(bound.field, bound.field.max_length)
+        self.param_names = [name for name in self.param_names if name in self.fields]
 
         self.slots: list[InputSlot] = spec.inputs_for(operation)
         for slot in self.slots:
@@ -325,7 +332,13 @@ class StudioForm(forms.Form):
 
     @property
     def main_param_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in self.param_names if name not in ADVANCED_PARAMS]
+        drawn_elsewhere = self.template_picker.param_names if self.template_picker else ()
+        return [self[name] for name in self.param_names if name not in ADVANCED_PARAMS and name not in drawn_elsewhere]
+
+    @property
+    def edit_of(self) -> Generation | None:
+        """The failed job this form edits and retries ("Edit and retry"), if it is one."""
+        return self.remix if self.remix is not None and self.remix.needs_edit else None
 
     @property
     def advanced_param_fields(self) -> list[forms.BoundField]:
@@ -403,6 +416,8 @@ class StudioForm(forms.Form):
                 value = cleaned.get(name)
                 if value is not None and value != "":
                     values[name] = value
+            if self.template_picker:
+                values.update(self.template_picker.params(cleaned))
             params, errors = self.spec.clean_params(self.operation, values)
             for name, message in errors.items():
                 self.add_error(name if name in self.fields else None, message)
@@ -519,6 +534,8 @@ class StudioForm(forms.Form):
             initial[role + MEDIA_SUFFIX] = ",".join(str(m.public_id) for m in media)
         if self.cleaned_data.get("compare_models"):
             initial["compare_models"] = self.cleaned_data["compare_models"]
+        if self.template_picker:
+            initial.update(self.template_picker.fresh_initial())
         return initial
 
 

@@ -39,6 +39,7 @@ from generations.gallery.queries import (
     with_typical_durations,
 )
 from generations.models import Generation, InputRole, Media, Status
+from generations.prompt_templates.forms import carry_over as template_carry_over
 from generations.providers.registry import get_provider
 from generations.services import CatalogEntry, GenerationRejected
 from generations.studio import forms as studio_forms
@@ -111,6 +112,8 @@ def studio(request: HttpRequest) -> HttpResponse:
     elif remix_id and seed_notice:
         form.notice = seed_notice
         form.seed_fixed = "seed" in initial and initial["seed"] not in (None, -1)
+    if remix_id and remix.needs_edit:
+        form.remix = remix  # "Edit and retry": the page says which failure is being fixed
     return render(request, "generations/studio/studio.html", _page_context(request, membership, form, catalog))
 
 
@@ -129,10 +132,21 @@ def studio_fields(request: HttpRequest) -> HttpResponse:
     form = StudioForm(entry=entry, operation=operation, catalog=catalog, membership=membership,
                       initial=_carry_over(request.GET, entry, operation))
     _drop_missing_picks(form)
+    form.remix = _edited_job(membership, request.GET.get("remix_of"))
     response = render(request, "generations/studio/studio.html#fieldset", {**_form_context(request, membership, form), "swapped": True})
     # A draft given back on load (?restore=1) replaces the address: the reload is not a step back.
     response["HX-Replace-Url" if request.GET.get("restore") else "HX-Push-Url"] = _studio_url(entry, operation)
     return response
+
+
+def _edited_job(membership: Membership, raw_id: str | None) -> Generation | None:
+    """The failed job an "Edit and retry" form is fixing, so its fields drawn again still say so."""
+    try:
+        public_id = uuid.UUID(raw_id or "")
+    except ValueError:
+        return None
+    job = Generation.objects.filter(team_id=membership.team_id, public_id=public_id).select_related("prompt").first()
+    return job if job is not None and job.needs_edit else None
 
 
 def _drop_missing_picks(form: StudioForm) -> None:
@@ -326,7 +340,7 @@ def _create(form: StudioForm, membership: Membership) -> list[Generation]:
         "membership": membership, "operation": form.operation, "prompt": data.get("prompt", ""),
         "negative_prompt": data.get("negative_prompt", ""), "inputs": form.input_specs(),
         "idempotency_key": data["idempotency_key"], "parent": form.remix,
-        "parent_relation": "remix" if form.remix else "",
+        "parent_relation": ("retry" if form.edit_of else "remix") if form.remix else "",
     }
     if not form.compare_entries:
         return [services.create_generation(provider_id=form.entry.provider_id, model_id=form.spec.id,
@@ -390,6 +404,7 @@ def _carry_over(query: QueryDict, entry, operation: str) -> dict[str, Any]:
     for slot in entry.model.inputs_for(operation):
         if query.get(slot.role + MEDIA_SUFFIX):
             initial[slot.role + MEDIA_SUFFIX] = query[slot.role + MEDIA_SUFFIX]
+    initial.update(template_carry_over(query))
     # The ticks of models the new one can still be compared with (it cannot be compared with itself).
     if compare := query.getlist("compare_models"):
         initial["compare_models"] = compare[:studio_forms.MAX_COMPARE]

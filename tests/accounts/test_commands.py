@@ -237,3 +237,18 @@ def test_demo_sets_everything_up_once(db, settings):
     assert membership.wallet.available == 500_000
     assert LedgerEntry.objects.filter(wallet=membership.wallet).count() == 1
     assert ProviderKey.objects.filter(team=membership.team).count() == len(PROVIDERS)
+
+
+def test_demo_registers_the_sandboxs_sealink_templates_once(db, settings):
+    from generations.prompt_templates.models import PromptTemplate
+    from generations.sandbox.sealink import TEMPLATES
+
+    settings.KILN_SANDBOX_URL = "http://127.0.0.1:8765"
+    run("demo")
+    run("demo")
+    templates = PromptTemplate.objects.filter(team__slug="demo").prefetch_related("variables")
+    assert {t.template_id for t in templates} == set(TEMPLATES)
+    for template in templates:  # the variables the sandbox renders, the required ones required
+        known = TEMPLATES[template.template_id]
+        assert {v.name for v in template.variables.all() if v.required} == set(known["required"])
+        assert {v.name for v in template.variables.all()} == {*known["required"], *known["defaults"]}

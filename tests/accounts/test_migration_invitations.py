@@ -21,7 +21,18 @@ BEFORE = [("accounts", "0007_invitation")]
 AFTER = [("accounts", "0008_pending_invitations_for_members_without_password")]
 
 
+@pytest.fixture
+def latest_schema_afterwards():
+    """The test steps the schema back to accounts 0007, which also unapplies every later migration
+    that depends on accounts 0008 (generations' included); ``migrate(AFTER)`` brings back accounts
+    alone. The tests after this one need the whole schema again."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("latest_schema_afterwards")
 def test_members_without_a_password_become_pending_invitations_and_keep_everything(mailbox):
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)

@@ -165,7 +165,8 @@
   var NOT_KEPT = /^(csrfmiddlewaretoken|idempotency_key)$/;
   // Values the server renders (what the fields are, the picked files' thumbnails,
   // the remix): given back by asking the server for the fields, never set here.
-  var SERVER_SIDE = /^(model|operation|remix_of)$|_media$/;
+  // (The template a mode renders is one: its variables are fields the server draws.)
+  var SERVER_SIDE = /^(model|operation|remix_of|template)$|_media$/;
   var TEXT = ["prompt", "negative_prompt", "compare_models"];
 
   // Requests whose answer re-renders the fields, from their start until their answer has
@@ -353,7 +354,7 @@
     var names = same ? Object.keys(fields) : TEXT;
     apply(form, fields, names);
     var serverSide = Object.keys(fields).some(function (name) {
-      return /_media$|^remix_of$/.test(name) && (fields[name] || "") !== (valueOf(form, name) || "");
+      return /_media$|^(remix_of|template)$/.test(name) && (fields[name] || "") !== (valueOf(form, name) || "");
     });
     if (model === rendered.model && operation === rendered.operation && !serverSide) {
       settle(form, true);

@@ -1,8 +1,9 @@
 """``manage.py demo``: what ``make run`` needs to be useful at once. Idempotent.
 
 A team "demo" (Demo Team) owned by demo@kiln.local (a superuser, so /admin/ works),
-500,000 credits granted once, and one active "Sandbox" key per provider pointing
-at the local sandbox (KILN_SANDBOX_URL). The password is printed once, when the
+500,000 credits granted once, one active "Sandbox" key per provider pointing
+at the local sandbox (KILN_SANDBOX_URL), and the sandbox's two Sealink templates
+registered, so the studio's template picker has something to offer. The password is printed once, when the
 account is created; run `manage.py changepassword demo@kiln.local` to set another.
 """
 
@@ -15,12 +16,22 @@ from django.db import transaction
 from accounts.credits.services import grant, wallet_for
 from accounts.models import Membership, Role, Team, User
 from generations.keys.models import ProviderKey
+from generations.prompt_templates.models import PromptTemplate, TemplateVariable
 from generations.providers.registry import PROVIDERS
 
 TEAM_SLUG = "demo"
 TEAM_NAME = "Demo Team"
 OWNER_EMAIL = "demo@kiln.local"
 DEMO_CREDITS = 500_000
+# The templates the Sealink sandbox knows (generations/sandbox/sealink.py): (id, name, description,
+# variables as (name, label, hint, required)).
+DEMO_TEMPLATES = (
+    ("tpl_sunset", "Sunset pan", "A serene place at sunset, the camera panning slowly across the water.",
+     (("place", "Place", "A lake, a bay, a harbour…", True), ("mood", "Light", "Golden unless you name another.", False))),
+    ("tpl_product", "Product turntable", "A product turning slowly on a turntable, soft studio light.",
+     (("product", "Product", "What turns, e.g. a celadon teapot", True),
+      ("surface", "Surface", "White unless you name another.", False))),
+)
 
 
 class Command(BaseCommand):
@@ -52,6 +63,15 @@ class Command(BaseCommand):
             key.set_api_key(f"sk-sandbox-{provider_id}")
             key.save()
             created_keys.append(provider_id)
+
+        for template_id, name, description, variables in DEMO_TEMPLATES:
+            template, created = PromptTemplate.objects.get_or_create(
+                team=team, template_id=template_id, defaults={"name": name, "description": description,
+                                                              "created_by": user})
+            if created:
+                TemplateVariable.objects.bulk_create(
+                    TemplateVariable(template=template, position=i, name=var, label=label, hint=hint, required=req)
+                    for i, (var, label, hint, req) in enumerate(variables))
 
         if password:
             self.stdout.write(self.style.SUCCESS(
