@@ -11,7 +11,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0008_pending_invitations_for_members_without_password'),
         ('generations', '0010_prompt_history_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -23,9 +23,9 @@ AFTER = [("accounts", "0008_pending_invitations_for_members_without_password")]
 
 @pytest.fixture
 def latest_schema_afterwards():
-    """The test steps the schema back to accounts 0007, which also unapplies every later migration
-    that depends on accounts 0008 (generations' included); ``migrate(AFTER)`` brings back accounts
-    alone. The tests after this one need the whole schema again."""
+    """The test steps the schema back to accounts 0007, which also unapplies any migration of another
+    app that depends on accounts 0008, and ``migrate(AFTER)`` brings back accounts alone: the tests
+    after this one find the whole schema again whatever comes to depend on it."""
     yield
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
