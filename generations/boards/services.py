@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import CharField, Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Lower
 
 from accounts.models import Membership
@@ -66,8 +66,16 @@ def _clean_name(name: str) -> str:
     return name
 
 
+def _named(membership: Membership, name: str) -> QuerySet[Board]:
+    """The team's board of this name in any case, as the unique constraint sees it: both sides
+    are lowered by the database, whose LOWER may fold fewer letters than Python (SQLite's folds
+    only A-Z, so "Été" must meet LOWER("Été"), not "été")."""
+    return (Board.objects.filter(team_id=membership.team_id).alias(lower=Lower("name"))
+            .filter(lower=Lower(Value(name, output_field=CharField()))))
+
+
 def _taken(membership: Membership, name: str, exclude: Board | None = None) -> bool:
-    qs = Board.objects.filter(team_id=membership.team_id).annotate(lower=Lower("name")).filter(lower=name.lower())
+    qs = _named(membership, name)
     return qs.exclude(pk=exclude.pk).exists() if exclude else qs.exists()
 
 
@@ -86,15 +94,13 @@ def board_named(membership: Membership, name: str) -> tuple[Board, bool]:
     """The team's board of this name (any case), or a new one: ``(board, created)``.
     What "Add to board" does with a typed name."""
     cleaned = _clean_name(name)
-    board = (Board.objects.filter(team_id=membership.team_id).annotate(lower=Lower("name"))
-             .filter(lower=cleaned.lower()).first())
+    board = _named(membership, cleaned).first()
     if board is not None:
         return board, False
     try:
         return create_board(membership, cleaned), True
     except BoardError:  # a teammate made it meanwhile: use theirs
-        board = Board.objects.filter(team_id=membership.team_id).annotate(lower=Lower("name")).filter(
-            lower=cleaned.lower()).first()
+        board = _named(membership, cleaned).first()
         if board is None:
             raise
         return board, False
@@ -123,15 +129,24 @@ def delete_board(membership: Membership, board: Board) -> None:
 
 
 def add_to_board(membership: Membership, board: Board, generations: Sequence[Generation]) -> int:
-    """Put these results on the board; returns how many were not on it already. Idempotent."""
+    """Put these results on the board; returns how many went on it (those already there, or
+    named twice, are not counted). Idempotent."""
     if board.team_id != membership.team_id or any(g.team_id != membership.team_id for g in generations):
         raise BoardError("Only your team's results can go on your team's boards.")
-    already = set(BoardItem.objects.filter(board=board, generation__in=generations).values_list("generation_id",
-                                                                                               flat=True))
-    new = [BoardItem(board=board, generation=g, added_by_id=membership.user_id)
-           for g in generations if g.pk not in already]
-    BoardItem.objects.bulk_create(new, ignore_conflicts=True)  # a teammate's click at the same moment
-    return len(new)
+    try:
+        with transaction.atomic():
+            # Locking the board row makes a teammate's add to it wait (so the count is ours alone)
+            # and tells a board deleted since it was looked up from one that is still there.
+            if not Board.objects.select_for_update().filter(pk=board.pk).exists():
+                raise BoardError(f"The board “{board.name}” was deleted meanwhile: nothing was added.")
+            on_board = BoardItem.objects.filter(board=board, generation__in=generations)
+            before = on_board.count()
+            BoardItem.objects.bulk_create([BoardItem(board=board, generation=g, added_by_id=membership.user_id)
+                                           for g in generations], ignore_conflicts=True)
+            return on_board.count() - before
+    except IntegrityError:  # a result deleted since it was selected (foreign keys are checked at commit)
+        raise BoardError("A selected result was deleted meanwhile: nothing was added. "
+                         "Reload the page and try again.") from None
 
 
 def remove_from_board(membership: Membership, board: Board, generations: Sequence[Generation]) -> int:

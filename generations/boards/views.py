@@ -14,7 +14,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
@@ -25,9 +24,11 @@ from generations.boards import services as boards
 from generations.boards.forms import BoardNameForm
 from generations.boards.models import Board
 from generations.gallery import queries as gallery_queries
+from generations.gallery.actions import back, bulk_answer, results, selection
 from generations.models import Generation
 
 PICKER = "generations/boards/boards.html#picker"
+BULK_RESULT = "generations/boards/boards.html#bulk_result"  # the gallery's, and a link to the board
 
 
 def _board(membership: Membership, public_id) -> Board:
@@ -46,17 +47,6 @@ def _posted_board(request: HttpRequest, membership: Membership) -> Board:
 
 def _card(membership: Membership, public_id) -> Generation:
     return get_object_or_404(gallery_queries.card_queryset(membership), public_id=public_id)
-
-
-def _back(request: HttpRequest, default: str) -> HttpResponse:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return redirect(target)
-    return redirect(default)
-
-
-def _results(count: int) -> str:
-    return f"{count} result{'' if count == 1 else 's'}"
 
 
 # ---------------------------------------------------------------------------
@@ -107,7 +97,7 @@ def board_rename(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Renamed to “{board.name}”.")
-    return _back(request, reverse("generations:boards"))
+    return back(request, reverse("generations:boards"))
 
 
 @login_required
@@ -165,7 +155,7 @@ def card_board_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
                       {"g": _card(membership, public_id), "filters": {"board": str(board.public_id)}})
     if not request.htmx:
         messages.success(request, f"Added to “{board.name}”.")
-        return _back(request, reverse("generations:card_boards", args=[g.public_id]))
+        return back(request, reverse("generations:card_boards", args=[g.public_id]))
     response = _picker(request, membership, g, notice=f"Added to “{board.name}”.")
     return _announce(response, board) if created and request.htmx else response
 
@@ -184,7 +174,7 @@ def card_board_remove(request: HttpRequest, public_id: uuid.UUID) -> HttpRespons
         return render(request, "generations/boards/boards.html#removed", {"g": g, "board": board, "notice": notice})
     if not request.htmx:
         messages.success(request, notice)
-        return _back(request, reverse("generations:card_boards", args=[g.public_id]))
+        return back(request, reverse("generations:card_boards", args=[g.public_id]))
     return _picker(request, membership, g, notice=notice)
 
 
@@ -198,44 +188,26 @@ def _announce(response: HttpResponse, board: Board) -> HttpResponse:
     return trigger_client_event(response, "kiln:boardCreated", {"id": str(board.public_id), "name": board.name})
 
 
-def _bulk_answer(request, notice: str, *, refused: bool = False, board: Board | None = None,
-                 tombstones=()) -> HttpResponse:
-    if request.htmx:
-        # 200 even when refused: htmx swaps only successful answers, and the bar must say why.
-        return render(request, "generations/boards/boards.html#bulk_result", {
-            "bulk_notice": notice, "refused": refused, "board": board, "tombstones": tombstones,
-            "tombstone_notice": f"Removed from “{board.name}”." if board else ""})
-    (messages.error if refused else messages.success)(request, notice)
-    return _back(request, reverse("generations:gallery"))
-
-
-def _selection(request: HttpRequest, membership: Membership) -> list[Generation]:
-    cards = gallery_queries.selected_cards(membership, gallery_queries.parse_ids(request.POST.getlist("ids")))
-    if cards is None:  # another team's id, or a deleted one: nothing is done
-        raise Http404("No such result in your team.")
-    return cards
-
-
 @login_required
 @require_POST
 def bulk_board_add(request: HttpRequest) -> HttpResponse:
     """The selection onto the board named ``board_name`` (typed or picked; made if new)."""
     membership = require_membership(request)
     try:
-        cards = _selection(request, membership)
+        cards = selection(request, membership)
         board, created = boards.board_named(membership, request.POST.get("board_name", ""))
         added = boards.add_to_board(membership, board, cards)
     except (gallery_queries.InvalidSelection, boards.BoardError) as exc:
-        return _bulk_answer(request, str(exc), refused=True)
+        return bulk_answer(request, str(exc), refused=True, template=BULK_RESULT)
     if added:
-        notice = f"Added {_results(added)} to “{board.name}”."
+        notice = f"Added {results(added)} to “{board.name}”."
         if skipped := len(cards) - added:
-            notice += f" {_results(skipped)} {'was' if skipped == 1 else 'were'} on it already."
+            notice += f" {results(skipped)} {'was' if skipped == 1 else 'were'} on it already."
     else:
         notice = f"They were all on “{board.name}” already."
     if created:
         notice = f"New board “{board.name}”. " + notice
-    response = _bulk_answer(request, notice, board=board)
+    response = bulk_answer(request, notice, template=BULK_RESULT, board=board)
     return _announce(response, board) if created and request.htmx else response
 
 
@@ -246,12 +218,13 @@ def bulk_board_remove(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
     board = _posted_board(request, membership)
     try:
-        cards = _selection(request, membership)
+        cards = selection(request, membership)
     except gallery_queries.InvalidSelection as exc:
-        return _bulk_answer(request, str(exc), refused=True)
+        return bulk_answer(request, str(exc), refused=True, template=BULK_RESULT)
     removed = boards.remove_from_board(membership, board, cards)
-    notice = f"Removed {_results(removed)} from “{board.name}”; they stay in the gallery."
-    return _bulk_answer(request, notice, board=board, tombstones=cards)
+    notice = f"Removed {results(removed)} from “{board.name}”; they stay in the gallery."
+    return bulk_answer(request, notice, template=BULK_RESULT, board=board, tombstones=cards,
+                       tombstone_notice=f"Removed from “{board.name}”.")
 
 
 urlpatterns = [

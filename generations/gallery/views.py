@@ -17,7 +17,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -28,6 +27,7 @@ from generations import services
 from generations.access import can_manage_generation, get_media_for_member
 from generations.boards import services as board_services
 from generations.gallery import queries as gallery_queries
+from generations.gallery.actions import back, bulk_answer, results, selection
 from generations.gallery.queries import (
     STATUS_FILTERS,
     InvalidCursor,
@@ -62,12 +62,8 @@ def _may_manage(membership: Membership, generation: Generation) -> None:
 
 def _back(request: HttpRequest, generation: Generation | None = None) -> HttpResponse:
     """Where a no-JS form goes after an action: ``next`` when it is ours, else the detail page."""
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return redirect(target)
-    if generation is not None:
-        return redirect("generations:detail", public_id=generation.public_id)
-    return redirect("generations:gallery")
+    return back(request, reverse("generations:detail", args=[generation.public_id]) if generation is not None
+                else reverse("generations:gallery"))
 
 
 def _catalog_choices() -> list[tuple[str, list[tuple[str, str]]]]:
@@ -349,56 +345,29 @@ def settle(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------
-# Several cards at once: the gallery's selection bar
+# Several cards at once: the gallery's selection bar (its requests and answers: actions.py)
 #
-# Each takes the selected cards' ids (``ids``, repeated) in one CSRF-protected POST. An id
-# that is not the member's team's answers 404 for the whole request, as a single card's
-# action does. Each card follows the rules of its own action: archive and restore only
-# where the member may manage it (the others are left as they were, and the answer says
-# so); favourites are the member's own. With htmx the answer is a line for the bar and
-# the changed cards out of band; without, a message and back to the page.
-
-
-def _selection(request: HttpRequest, membership: Membership) -> list[Generation]:
-    ids = gallery_queries.parse_ids(request.POST.getlist("ids"))
-    cards = gallery_queries.selected_cards(membership, ids)
-    if cards is None:
-        raise Http404("No such result in your team.")
-    return cards
-
-
-def _results(count: int) -> str:
-    return f"{count} result{'' if count == 1 else 's'}"
-
-
-def _bulk_answer(request: HttpRequest, notice: str, *, cards=(), tombstones=(), tombstone_notice: str = "",
-                 refused: bool = False) -> HttpResponse:
-    if request.htmx:
-        gallery_queries.with_typical_durations(cards)
-        # 200 even when refused: htmx swaps only successful answers, and the bar must say why.
-        return render(request, "generations/gallery/gallery.html#bulk_result", {
-            "bulk_notice": notice, "refused": refused, "cards": cards, "tombstones": tombstones,
-            "tombstone_notice": tombstone_notice})
-    (messages.error if refused else messages.success)(request, notice)
-    return _back(request)
+# Each card follows the rules of its own action: archive and restore only where the member
+# may manage it (the others are left as they were, and the answer says so); favourites are
+# the member's own.
 
 
 def _bulk_set_archived(request: HttpRequest, archived: bool) -> HttpResponse:
     membership = require_membership(request)
     try:
-        cards = _selection(request, membership)
+        cards = selection(request, membership)
     except InvalidSelection as exc:
-        return _bulk_answer(request, str(exc), refused=True)
+        return bulk_answer(request, str(exc), refused=True)
     allowed = [g for g in cards if can_manage_generation(membership, g)]
     gallery_queries.set_archived_many(allowed, archived)
     verb = "archive" if archived else "restore"
-    notice = f"{verb.capitalize()}d {_results(len(allowed))}." if allowed else ""
+    notice = f"{verb.capitalize()}d {results(len(allowed))}." if allowed else ""
     if skipped := len(cards) - len(allowed):
-        notice += (f" {_results(skipped)} left as it was: only its author or a team owner or admin can {verb} it."
-                   if skipped == 1 else f" {_results(skipped)} left as they were: only their authors or a team"
+        notice += (f" {results(skipped)} left as it was: only its author or a team owner or admin can {verb} it."
+                   if skipped == 1 else f" {results(skipped)} left as they were: only their authors or a team"
                    f" owner or admin can {verb} them.")
     tombstone = "Archived: hidden from the gallery, kept in the archive." if archived else "Restored to the gallery."
-    return _bulk_answer(request, notice.strip(), tombstones=allowed, tombstone_notice=tombstone, refused=not allowed)
+    return bulk_answer(request, notice.strip(), tombstones=allowed, tombstone_notice=tombstone, refused=not allowed)
 
 
 @login_required
@@ -420,16 +389,16 @@ def bulk_favourite(request: HttpRequest) -> HttpResponse:
     favourites, ``off`` none of them: a mixed selection ends the same either way."""
     membership = require_membership(request)
     try:
-        cards = _selection(request, membership)
+        cards = selection(request, membership)
     except InvalidSelection as exc:
-        return _bulk_answer(request, str(exc), refused=True)
+        return bulk_answer(request, str(exc), refused=True)
     on = request.POST.get("favourite", "on") != "off"
     changed = gallery_queries.set_favourite_many(membership, cards, on)
     if on:
-        notice = f"Added {_results(changed)} to your favourites." if changed else "They were all favourites already."
+        notice = f"Added {results(changed)} to your favourites." if changed else "They were all favourites already."
     else:
-        notice = f"Removed {_results(changed)} from your favourites." if changed else "None of them was a favourite."
-    return _bulk_answer(request, notice, cards=cards)
+        notice = f"Removed {results(changed)} from your favourites." if changed else "None of them was a favourite."
+    return bulk_answer(request, notice, cards=cards)
 
 
 @login_required
@@ -439,18 +408,18 @@ def bulk_share(request: HttpRequest) -> HttpResponse:
     finished results only, and a word about any left out."""
     membership = require_membership(request)
     try:
-        cards = _selection(request, membership)
+        cards = selection(request, membership)
     except InvalidSelection as exc:
-        return _bulk_answer(request, str(exc), refused=True)
+        return bulk_answer(request, str(exc), refused=True)
     finished = [g for g in cards if g.status == Status.SUCCEEDED]
     if not finished:
-        return _bulk_answer(request, "Only finished results can be shared, and none of the selected ones has "
-                                     "finished.", refused=True)
+        return bulk_answer(request, "Only finished results can be shared, and none of the selected ones has "
+                                    "finished.", refused=True)
     if len(finished) > MAX_SHARED:
-        return _bulk_answer(request, f"A link can share at most {MAX_SHARED} results; {len(finished)} are "
-                                     "selected. Select fewer.", refused=True)
+        return bulk_answer(request, f"A link can share at most {MAX_SHARED} results; {len(finished)} are "
+                                    "selected. Select fewer.", refused=True)
     if left_out := len(cards) - len(finished):
-        messages.info(request, f"{_results(left_out)} of the selection {'is' if left_out == 1 else 'are'} left out: "
+        messages.info(request, f"{results(left_out)} of the selection {'is' if left_out == 1 else 'are'} left out: "
                                "only finished results can be shared.")
     query = ",".join(str(g.public_id) for g in finished)
     return redirect(f"{reverse('generations:share_new')}?ids={query}")
@@ -463,18 +432,18 @@ def bulk_download(request: HttpRequest) -> HttpResponse:
     stored originals, each named as its own download would be. At most ZIP_MAX_RESULTS."""
     membership = require_membership(request)
     try:
-        cards = _selection(request, membership)
+        cards = selection(request, membership)
     except InvalidSelection as exc:
-        return _bulk_answer(request, str(exc), refused=True)
+        return bulk_answer(request, str(exc), refused=True)
     if len(cards) > ZIP_MAX_RESULTS:
-        return _bulk_answer(request, f"A zip holds at most {ZIP_MAX_RESULTS} results; {len(cards)} are selected. "
-                                     "Select fewer and download again.", refused=True)
+        return bulk_answer(request, f"A zip holds at most {ZIP_MAX_RESULTS} results; {len(cards)} are selected. "
+                                    "Select fewer and download again.", refused=True)
     files = [(name, media.file) for name, media in gallery_queries.zip_members(cards)]
     day = timezone.localdate().isoformat()
-    response = zip_response(files, f"kiln-{day}-{_results(len(cards)).replace(' ', '-')}.zip") if files else None
+    response = zip_response(files, f"kiln-{day}-{results(len(cards)).replace(' ', '-')}.zip") if files else None
     if response is None:
-        return _bulk_answer(request, "None of the selected results has a file to download: they failed, were "
-                                     "cancelled or have not finished yet.", refused=True)
+        return bulk_answer(request, "None of the selected results has a file to download: they failed, were "
+                                    "cancelled or have not finished yet.", refused=True)
     return response
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -131,28 +131,27 @@ def _board_generations(share: ShareLink) -> QuerySet[Generation]:
     return Generation.objects.filter(board_items__board_id=share.board_id, team_id=share.team_id, archived=False)
 
 
-def shared_generations(share: ShareLink) -> list[Generation]:
-    """What the public page shows: the link's finished results that still have media,
-    with their prompt and media loaded (oldest first, the order they were made); for a
-    board, what is on it now, newest first as the board shows them, at most BOARD_PAGE_MAX."""
+def _shown(share: ShareLink) -> QuerySet[Generation]:
+    """The results the public page shows, in its order: the link's finished results that still
+    have media, oldest first (the order they were made); for a board, what is on it now, newest
+    first as the board shows them, at most BOARD_PAGE_MAX. The page and the files served
+    under its token both read this, so a file is served exactly when its result is on the page."""
+    has_media = Exists(Media.objects.filter(generation=OuterRef("pk")))  # not a join: no duplicates to fold
     if share.board_id is not None:
-        qs = _board_generations(share).order_by("-created", "-id")
-    else:
-        qs = share.generations.order_by("created", "id")
-    qs = qs.filter(status=Status.SUCCEEDED, media__isnull=False).distinct().select_related("prompt")
-    return list(qs.prefetch_related("media")[:BOARD_PAGE_MAX] if share.board_id is not None
-                else qs.prefetch_related("media"))
+        return (_board_generations(share).filter(has_media, status=Status.SUCCEEDED)
+                .order_by("-created", "-id")[:BOARD_PAGE_MAX])
+    return share.generations.filter(has_media, status=Status.SUCCEEDED).order_by("created", "id")
+
+
+def shared_generations(share: ShareLink) -> list[Generation]:
+    """What the public page shows (see ``_shown``), with prompt and media loaded."""
+    return list(_shown(share).select_related("prompt").prefetch_related("media"))
 
 
 def shared_media(share: ShareLink, media_public_id) -> Media | None:
-    """A media file of this link's results (a board link: of what is on the board now),
-    or None: a valid token opens nothing else."""
-    if share.board_id is not None:
-        generations = _board_generations(share)
-    else:
-        generations = Generation.objects.filter(share_links=share)
+    """A media file of a result the link's page shows, or None: a valid token opens nothing else."""
     return (Media.objects.select_related("generation__prompt")
-            .filter(public_id=media_public_id, generation__in=generations.filter(status=Status.SUCCEEDED)).first())
+            .filter(public_id=media_public_id, generation__in=_shown(share).values("pk")).first())
 
 
 def team_shares(membership: Membership):

@@ -174,3 +174,29 @@ def test_boards_on_a_phone(browser, live_server, login, transactional_db, team, 
     shot(page, "boards-page-phone", full_page=True)
     assert errors == []
     context.close()
+
+
+def test_a_board_named_with_an_accent_is_found_again_by_its_name(signed_in, team, owner, teammate):
+    page = signed_in
+    cards = fill(team, owner, teammate, count=3)
+    ete = Board.objects.create(team=team, name="Été", created_by=owner)
+    page.goto("/gallery/")
+
+    # Typing the board's name in a card's menu puts the card on it (no "already has" refusal).
+    menu = open_menu(page, cards[0])
+    menu.get_by_role("link", name="Add to board…").click()
+    menu.get_by_placeholder("New board…").fill("Été")
+    menu.get_by_role("button", name="Add", exact=True).click()
+    menu.get_by_text("Added to “Été”.").wait_for()
+    shot(page, "card-menu-accented-name-desktop")
+    page.keyboard.press("Escape")
+
+    # And in the selection bar: the two others join it, counted once each.
+    page.locator(f"#card-{cards[1].public_id}").hover()
+    box(page, cards[1]).click()
+    box(page, cards[2]).click()
+    page.locator("#bulk-form").get_by_label("Board: pick one or type a new name").fill("Été")
+    page.locator("#bulk-form").get_by_role("button", name="Add to board").click()
+    page.get_by_text("Added 2 results to “Été”.").wait_for()
+    assert Board.objects.filter(team=team).count() == 1
+    assert set(ete.generations.all()) == {cards[0], cards[1], cards[2]}

@@ -134,3 +134,16 @@ def test_only_the_boards_team_can_share_it(team, owner, other_team, outsider, bo
     with pytest.raises(sharing.ShareError):
         sharing.create_share(membership_of(outsider, other_team), [], board=board)
     assert not ShareLink.objects.exists()
+
+
+def test_a_board_link_serves_the_files_of_what_its_page_shows_only(client, team, owner, board, monkeypatch):
+    monkeypatch.setattr(sharing, "BOARD_PAGE_MAX", 2)
+    oldest, middle, newest = (finished(team, owner, name) for name in ("oldest", "middle", "newest"))
+    boards.add_to_board(membership_of(owner, team), board, [oldest, middle, newest])
+    _, token = link_to(board, team, owner, show_prompt=True)
+    page = client.get(public(token)).content.decode()
+    assert "newest" in page and "middle" in page and "oldest" not in page
+    assert client.get(media_url(token, newest)).status_code == 200
+    assert client.get(media_url(token, middle)).status_code == 200
+    for variant in ("share_media", "share_thumbnail", "share_download"):  # past the page's cap: not served
+        assert client.get(media_url(token, oldest, variant)).status_code == 404

@@ -328,3 +328,56 @@ def test_the_boards_page_counts_and_covers_in_one_query(owner_client, team, owne
         page = owner_client.get(reverse("generations:boards")).content.decode()
     assert page.count("3 results") == 4 and "4 results" in page
     assert page.count('class="board-cover"') == 5 and page.count("/thumb/") == 5
+
+
+# ---------------------------------------------------------------------------
+# Names with letters beyond A-Z, and adds that race a deletion
+
+
+def test_a_board_with_a_non_ascii_capital_is_found_again_by_name(owner_client, team, owner, image):
+    # SQLite's LOWER folds only A-Z: the name must be compared folded the same way on both sides.
+    board = board_of(team, owner, "Été")
+    response = owner_client.post(reverse("generations:card_board_add", args=[image.public_id]), {"name": "Été"},
+                                 headers={"HX-Request": "true"})
+    assert "Added to “Été”." in response.content.decode()
+    assert list(board.generations.all()) == [image] and Board.objects.filter(team=team).count() == 1
+    assert boards.board_named(membership_of(owner, team), "Été") == (board, False)
+    with pytest.raises(boards.BoardError, match="already has a board called"):
+        board_of(team, owner, "Été")
+    moodboard = board_of(team, owner, "Moodboard")
+    assert boards.board_named(membership_of(owner, team), "MOODBOARD") == (moodboard, False)  # A-Z still folds
+
+
+def test_adding_counts_only_what_went_on_the_board(team, owner):
+    board, g = board_of(team, owner), make_generation(team, owner)
+    member = membership_of(owner, team)
+    assert boards.add_to_board(member, board, [g, g]) == 1  # the same result twice goes on once
+    assert boards.add_to_board(member, board, [g]) == 0
+    assert board.items.count() == 1
+
+
+def test_adding_to_a_board_deleted_meanwhile_is_refused_with_a_message(team, owner):
+    board, g = board_of(team, owner), make_generation(team, owner)
+    Board.objects.filter(pk=board.pk).delete()  # a teammate deletes it after the name was looked up
+    with pytest.raises(boards.BoardError, match="deleted meanwhile"):
+        boards.add_to_board(membership_of(owner, team), board, [g])
+    assert not BoardItem.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_deleted_meanwhile_is_a_refusal_not_an_error_page(owner_client, team, owner, monkeypatch):
+    board_of(team, owner)
+    kept, gone = make_generation(team, owner), make_generation(team, owner)
+    board_named = boards.board_named
+
+    def author_deletes_one_meanwhile(membership, name):  # after the selection was read
+        Generation.objects.filter(pk=gone.pk).delete()
+        return board_named(membership, name)
+
+    monkeypatch.setattr(boards, "board_named", author_deletes_one_meanwhile)
+    response = owner_client.post(reverse("generations:bulk_board_add"),
+                                 {"ids": [kept.public_id, gone.public_id], "board_name": "Moodboard"},
+                                 headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert "deleted meanwhile" in response.content.decode()
+    assert not BoardItem.objects.exists()  # nothing half-written
