@@ -258,9 +258,12 @@ def prompt_history(request: HttpRequest) -> HttpResponse:
     elif any(ord(c) < 32 or ord(c) == 127 for c in query):
         error, query = "Control characters are not allowed.", ""
     items = [] if error else studio_services.prompt_history(membership, query)
-    context = {"history": items, "history_query": query, "history_error": error, "nav_section": "studio"}
-    template = "generations/studio/history.html#list" if request.htmx else "generations/studio/history.html"
-    return render(request, template, context, status=400 if error else 200)
+    context = {"history": items, "history_query": query, "history_error": error, "nav_section": "studio",
+               "history_max": studio_services.MAX_HISTORY_QUERY}
+    if request.htmx:
+        # 200 even for a refusal: htmx swaps only successful answers, and the list must say why.
+        return render(request, "generations/studio/history.html#list", context)
+    return render(request, "generations/studio/history.html", context, status=400 if error else 200)
 
 
 @login_required
@@ -562,6 +565,7 @@ def _page_context(request: HttpRequest, membership: Membership, form: StudioForm
         "catalog": catalog, "membership": membership,
         "keys_url": _safe_reverse("accounts:keys") if membership.is_manager else None,
         "gallery_url": reverse("generations:gallery"),
+        "history_max": studio_services.MAX_HISTORY_QUERY,
     }
     context["generations"], context["next_url"] = _latest(membership)
     if form is not None:
