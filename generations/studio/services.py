@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 
 from accounts.models import Membership
-from generations.gallery.templatetags import model_label, provider_name, takes_seed  # noqa: F401 (the studio's too)
 from generations.models import Generation, Prompt
+from generations.providers.registry import model_label, provider_name
 
 HISTORY_SIZE = 20
 HISTORY_SCAN = 400        # Prompt rows read at most for one answer (newest first)

@@ -40,7 +40,7 @@ from generations.gallery.queries import (
 )
 from generations.models import Generation, InputRole, Media, Status
 from generations.prompt_templates.forms import carry_over as template_carry_over
-from generations.providers.registry import get_provider
+from generations.providers.registry import get_provider, takes_seed
 from generations.services import CatalogEntry, GenerationRejected
 from generations.studio import forms as studio_forms
 from generations.studio import services as studio_services
@@ -432,7 +432,7 @@ def _remix_initial(remix: Generation) -> dict[str, Any]:
 def _reuse_seed(generation: Generation, initial: dict[str, Any]) -> str:
     """"Reuse seed": the remix's values with the seed fixed to the one the result was made with
     (when it is known); the notice says which seed, or why it stays random."""
-    if not studio_services.takes_seed(generation.provider, generation.model, generation.operation):
+    if not takes_seed(generation.provider, generation.model, generation.operation):
         return "This model takes no seed, so only the prompt and settings are reused."
     seed = studio_services.seed_used(generation)
     if seed.value is not None:
