@@ -229,6 +229,26 @@ def test_the_detail_page_shows_the_seed_and_offers_to_copy_and_reuse_it(owner_cl
     assert "<dt>Seed</dt>" in live
 
 
+def payload_reads(client, url, params=None) -> tuple[int, int]:
+    """How many queries a page takes, and how many of them read ``raw_payload``."""
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url, params or {}).status_code in (200, 286)
+    return len(queries), sum("raw_payload" in q["sql"] for q in queries.captured_queries)
+
+
+def test_the_detail_page_reads_the_raw_answer_only_for_a_model_with_a_seed(owner_client, team, owner):
+    # The provider's whole answer can be large: a model without a seed has nothing to look for in it.
+    big = {"seed": 7, "output": {"log": "x" * 100_000}}
+    plain = make_generation(team, owner, raw_payload=big, finished_at=timezone.now())  # GPT Image 2: no seed
+    add_media(plain)
+    seeded = wan(team, owner, raw_payload=big)
+    for view, params in (("generations:detail", None), ("generations:card_status", {"panel": "detail"})):
+        plain_queries, plain_reads = payload_reads(owner_client, reverse(view, args=[plain.public_id]), params)
+        seeded_queries, seeded_reads = payload_reads(owner_client, reverse(view, args=[seeded.public_id]), params)
+        assert (plain_reads, seeded_reads) == (0, 1), view  # the seeded one reads just that field, once
+        assert plain_queries == seeded_queries - 1, view
+
+
 def test_a_removed_member_sees_no_recent_prompts_of_the_team(client, team, owner):
     write(team, owner, ["our kiln"])
     former = make_member(team, "former@acme.test")
