@@ -100,7 +100,7 @@ def test_a_search_too_long_or_with_control_characters_is_refused_with_a_message(
 def test_the_search_box_says_its_limit(owner_client, team, owner, shark):
     for url in (HISTORY, "/"):
         html = owner_client.get(url).content.decode()
-        assert 'maxlength="200"' in html and "(up to 200 characters)" in html
+        assert 'title="Up to 200 characters"' in html and "(up to 200 characters)" in html
 
 
 def test_recent_prompts_without_javascript_are_a_page_and_need_signing_in(client, owner_client, team, owner):
