@@ -28,7 +28,7 @@ from generations.inputs import CheckedInput, InputRejected, check_media, check_u
 from generations.keys.models import ProviderKey
 from generations.models import Batch, Generation, InputMedia, Media, Prompt, Status
 from generations.providers.base import CancelResult, ModelSpec, Provider, ProviderError
-from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, UnknownProvider, get_provider
+from generations.providers.registry import PROVIDERS, UnknownProvider, get_provider, provider_name
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,6 @@ class CatalogEntry:
     def value(self) -> str:
         """``provider:model``, the form value that names this entry."""
         return f"{self.provider_id}:{self.model.id}"
-
-
-def provider_name(provider_id: str) -> str:
-    return PROVIDER_NAMES.get(provider_id, provider_id)
 
 
 def _keys_page_hint() -> str:

@@ -24,7 +24,7 @@ from generations.keys.crypto import DecryptionError
 from generations.keys.models import ProviderKey
 from generations.models import Generation, Status
 from generations.providers.base import Credentials, ModelSpec
-from generations.providers.registry import PROVIDER_NAMES, get_provider
+from generations.providers.registry import get_provider, provider_name
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ RETRY_AFTER_CAP = 900.0          # we honour Retry-After, up to this
 
 class EngineError(Exception):
     """Kiln cannot run this job (its key is gone or unreadable, its model left the catalog)."""
-
-
-def provider_name(provider_id: str) -> str:
-    return PROVIDER_NAMES.get(provider_id, provider_id)
 
 
 def credentials_for(generation: Generation) -> Credentials:

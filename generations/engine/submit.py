@@ -256,8 +256,8 @@ def refusal_message(name: str, exc: ProviderError) -> str:
         return f"{name} says the account behind this team's API key cannot pay for this: {words}"
     if exc.status_code == 403:
         return f"{name} does not allow this team's API key to do this: {words}"
-    if exc.status_code == 429 and refuses_key(exc):
-        return f"{name} says this team's API key has used up its quota: {words}"
+    if exc.status_code in (400, 429) and refuses_key(exc):
+        return f"{name} says this team's API key has used up its quota or balance: {words}"
     if exc.code == MODEL_UNAVAILABLE:
         return (f"{words} ({name} cannot serve this model now: nothing was charged. Choose another model, or ask "
                 "the gateway's operator to enable this one.)")

@@ -23,7 +23,14 @@ from generations.access import can_manage_generation
 from generations.gallery import queries as gallery
 from generations.models import IN_FLIGHT, TERMINAL, Generation, Media, Status
 from generations.providers.base import Param
-from generations.providers.registry import PROVIDER_NAMES, UnknownProvider, get_provider
+from generations.providers.registry import (
+    UnknownProvider,
+    get_provider,
+    job_model,
+    model_label,
+    provider_name,
+    takes_seed,
+)
 
 register = template.Library()
 
@@ -36,22 +43,6 @@ def _provider(provider_id: str):
         return get_provider(provider_id)
     except UnknownProvider:  # a provider Kiln no longer has: show its id
         return None
-
-
-@cache
-def _model_spec(provider_id: str, model_id: str):
-    provider = _provider(provider_id)
-    # job_model: a model no longer offered (retired) still shows its name on old cards.
-    return provider.job_model(model_id) if provider is not None else None
-
-
-def model_label(provider_id: str, model_id: str) -> str:
-    spec = _model_spec(provider_id, model_id)
-    return spec.label if spec else model_id
-
-
-def provider_name(provider_id: str) -> str:
-    return PROVIDER_NAMES.get(provider_id, provider_id)
 
 
 _ZERO = str(uuid.UUID(int=0))
@@ -176,13 +167,6 @@ class CardInfo:
     def takes_seed(self) -> bool:
         """Its model has a seed parameter: "Reuse seed" can fix it in the studio."""
         return takes_seed(self.g.provider, self.g.model, self.g.operation)
-
-
-@cache
-def takes_seed(provider_id: str, model_id: str, operation: str) -> bool:
-    provider = _provider(provider_id)
-    spec = provider.job_model(model_id) if provider is not None else None
-    return spec is not None and any(p.name == "seed" for p in spec.params_for(operation))
 
 
 def duration_text(seconds: float | None) -> str:
@@ -355,7 +339,7 @@ def param_rows(g: Generation) -> list[tuple[str, str]]:
     model's own order ("Duration: 5 s", "Seed: random"); a key the schema does not know
     (a retired parameter, an unknown model) keeps its name, made readable."""
     stored = dict(g.params or {})
-    spec = _model_spec(g.provider, g.model)
+    spec = job_model(g.provider, g.model)
     rows = []
     for param in spec.params if spec else ():
         if param.name in stored:

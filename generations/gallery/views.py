@@ -130,7 +130,8 @@ def detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     membership = require_membership(request)
     g = _get_generation(membership, public_id)
     cards = card_queryset(membership)
-    inputs = list(InputMedia.objects.filter(generation=g).select_related("source_media__generation__prompt"))
+    inputs = list(InputMedia.objects.filter(generation=g).select_related("source_media__generation__prompt")
+                  .defer("source_media__generation__raw_payload"))
     context = {
         "g": g,
         "inputs": inputs,
@@ -139,7 +140,7 @@ def detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         "used_by": list(cards.filter(inputs__source_media__generation=g).exclude(parent=g).distinct().order_by("created")),
         "siblings": list(cards.filter(batch_id=g.batch_id).exclude(pk=g.pk).order_by("created")) if g.batch_id else [],
         "nav_section": "gallery",
-        "seed": studio_services.seed_used(g),
+        "seed": studio_services.seed_shown(g),
     }
     return render(request, "generations/gallery/detail.html", context)
 
@@ -157,7 +158,7 @@ def card_status(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     g = _get_generation(membership, public_id)
     detail_panel = request.GET.get("panel") == "detail"
     template = "generations/gallery/detail.html#live" if detail_panel else "generations/gallery/gallery.html#card"
-    response = render(request, template, {"g": g, "seed": studio_services.seed_used(g) if detail_panel else None})
+    response = render(request, template, {"g": g, "seed": studio_services.seed_shown(g) if detail_panel else None})
     if g.status in TERMINAL:
         response.status_code = STOP_POLLING
     return response

@@ -27,7 +27,7 @@ from generations.keys.models import ProviderKey
 from generations.models import TERMINAL
 from generations.providers import http
 from generations.providers.base import Credentials, KeyCheck, ProviderError, Verdict
-from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, UnknownProvider, get_provider
+from generations.providers.registry import PROVIDERS, UnknownProvider, get_provider, provider_name
 
 MAX_KEY_LENGTH = 500
 _url_validator = URLValidator(schemes=["http", "https"])
@@ -63,10 +63,6 @@ def validate_api_key(raw: str) -> str:
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key):
         raise ValidationError("The API key must not contain spaces or control characters.", code="api_key")
     return key
-
-
-def provider_name(provider: str) -> str:
-    return PROVIDER_NAMES.get(provider, provider)
 
 
 def team_keys(team: Team):

@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.urls import reverse
 
 from generations.prompt_templates.models import PromptTemplate, TemplateVariable
@@ -24,6 +25,7 @@ from generations.providers.sealink import (
 
 TEMPLATE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 EXTRA_VARIABLE_ROWS = 3
+DESCRIPTION_MAX_LENGTH = 1000
 
 
 def clean_template_id(raw: str) -> str:
@@ -48,8 +50,13 @@ class PromptTemplateForm(forms.ModelForm):
     def __init__(self, *args, team=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.team = team
-        self.fields["description"].max_length = 1000
-        self.fields["description"].widget.attrs.pop("maxlength", None)
+        # Validated here, not by a browser ``maxlength`` that would cut a pasted text without a word:
+        # a longer description is refused with a message, and the help text says the limit.
+        description = self.fields["description"]
+        description.max_length = DESCRIPTION_MAX_LENGTH
+        description.validators.append(MaxLengthValidator(DESCRIPTION_MAX_LENGTH))
+        description.help_text = " ".join(filter(None, (str(description.help_text),
+                                                       f"Up to {DESCRIPTION_MAX_LENGTH:,} characters.")))
 
     def clean_template_id(self) -> str:
         return clean_template_id(self.cleaned_data.get("template_id", ""))

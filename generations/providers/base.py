@@ -97,16 +97,20 @@ _MODERATION_WORDS = ("moderation", "datainspectionfailed", "inappropriate conten
 # A submit refused with these is about the request (a 404 is only when it is not ROUTE_MISSING).
 _REQUEST_STATUSES = frozenset({400, 404, 413, 415, 422})
 
-# A 429 that says the account's quota or balance is spent, not that it asked too fast.
-_QUOTA_WORDS = ("quota", "insufficient", "balance", "credit", "billing")
+# A 429 that says the account's quota or balance is spent, not that it asked too fast; or a
+# 400 that says so (DashScope answers an account in arrears with 400 "Arrearage"), not that
+# the request is wrong.
+_QUOTA_WORDS = ("quota", "insufficient", "balance", "credit", "billing", "arrearage", "overdue",
+                "good standing")
 
 
 def refuses_key(exc: ProviderError) -> bool:
     """The provider refused the key itself, whatever the job: 401 (not accepted), 402
-    (cannot pay), 403 (not allowed), or a 429 whose code or words say the quota is spent."""
+    (cannot pay), 403 (not allowed), or a 400 or 429 whose code or words say the quota or
+    balance is spent."""
     if exc.status_code in (401, 402, 403):
         return True
-    if exc.status_code == 429:
+    if exc.status_code in (400, 429):
         said = f"{exc.code} {exc.message}".lower()
         return any(word in said for word in _QUOTA_WORDS)
     return False
@@ -118,8 +122,8 @@ def key_problem(exc: ProviderError) -> str:
     moderation, an outage). Key problems: refused or out of quota, its base URL
     unreachable, or no such route at its base URL."""
     if refuses_key(exc):
-        if exc.status_code == 429:
-            return f"Quota exhausted (HTTP 429): {exc.message}"
+        if exc.status_code in (400, 429):
+            return f"Quota exhausted (HTTP {exc.status_code}): {exc.message}"
         return f"HTTP {exc.status_code}: {exc.message}"
     if exc.code in (NOT_SENT, ROUTE_MISSING):
         return exc.message

@@ -40,3 +40,31 @@ def provider_choices() -> list[tuple[str, str]]:
 
 def get_model(provider_id: str, model_id: str, model_ids: list[str] | None = None) -> ModelSpec | None:
     return get_provider(provider_id).get_model(model_id, model_ids)
+
+
+def provider_name(provider_id: str) -> str:
+    """A provider's name for people; its id for a provider Kiln no longer has."""
+    return PROVIDER_NAMES.get(provider_id, provider_id)
+
+
+@cache
+def job_model(provider_id: str, model_id: str) -> ModelSpec | None:
+    """The model a job was made with, a retired one too (old cards still name it); None
+    when Kiln no longer has its provider."""
+    try:
+        provider = get_provider(provider_id)
+    except UnknownProvider:
+        return None
+    return provider.job_model(model_id)
+
+
+def model_label(provider_id: str, model_id: str) -> str:
+    spec = job_model(provider_id, model_id)
+    return spec.label if spec else model_id
+
+
+@cache
+def takes_seed(provider_id: str, model_id: str, operation: str) -> bool:
+    """The model has a seed parameter for this operation: a result's seed can be reused."""
+    spec = job_model(provider_id, model_id)
+    return spec is not None and any(p.name == "seed" for p in spec.params_for(operation))

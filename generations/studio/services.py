@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 
 from accounts.models import Membership
-from generations.gallery.templatetags import model_label, provider_name, takes_seed  # noqa: F401 (the studio's too)
 from generations.models import Generation, Prompt
+from generations.providers.registry import model_label, provider_name, takes_seed
 
 HISTORY_SIZE = 20
 HISTORY_SCAN = 400        # Prompt rows read at most for one answer (newest first)
@@ -111,6 +111,14 @@ def seed_used(generation: Generation) -> SeedUsed:
     if isinstance(requested, int) and not isinstance(requested, bool) and requested >= 0:
         return SeedUsed(requested, "requested")
     return SeedUsed(None, "")
+
+
+def seed_shown(generation: Generation) -> SeedUsed | None:
+    """The seed the detail page shows; None, without reading the (deferred, possibly large)
+    ``raw_payload``, when the model takes no seed."""
+    if not takes_seed(generation.provider, generation.model, generation.operation):
+        return None
+    return seed_used(generation)
 
 
 def seed_notice(generation: Generation, seed: SeedUsed) -> str:

@@ -40,7 +40,7 @@ from generations.gallery.queries import (
 )
 from generations.models import Generation, InputRole, Media, Status
 from generations.prompt_templates.forms import carry_over as template_carry_over
-from generations.providers.registry import get_provider
+from generations.providers.registry import get_provider, takes_seed
 from generations.services import CatalogEntry, GenerationRejected
 from generations.studio import forms as studio_forms
 from generations.studio import services as studio_services
@@ -258,9 +258,12 @@ def prompt_history(request: HttpRequest) -> HttpResponse:
     elif any(ord(c) < 32 or ord(c) == 127 for c in query):
         error, query = "Control characters are not allowed.", ""
     items = [] if error else studio_services.prompt_history(membership, query)
-    context = {"history": items, "history_query": query, "history_error": error, "nav_section": "studio"}
-    template = "generations/studio/history.html#list" if request.htmx else "generations/studio/history.html"
-    return render(request, template, context, status=400 if error else 200)
+    context = {"history": items, "history_query": query, "history_error": error, "nav_section": "studio",
+               "history_max": studio_services.MAX_HISTORY_QUERY}
+    if request.htmx:
+        # 200 even for a refusal: htmx swaps only successful answers, and the list must say why.
+        return render(request, "generations/studio/history.html#list", context)
+    return render(request, "generations/studio/history.html", context, status=400 if error else 200)
 
 
 @login_required
@@ -429,7 +432,7 @@ def _remix_initial(remix: Generation) -> dict[str, Any]:
 def _reuse_seed(generation: Generation, initial: dict[str, Any]) -> str:
     """"Reuse seed": the remix's values with the seed fixed to the one the result was made with
     (when it is known); the notice says which seed, or why it stays random."""
-    if not studio_services.takes_seed(generation.provider, generation.model, generation.operation):
+    if not takes_seed(generation.provider, generation.model, generation.operation):
         return "This model takes no seed, so only the prompt and settings are reused."
     seed = studio_services.seed_used(generation)
     if seed.value is not None:
@@ -562,6 +565,7 @@ def _page_context(request: HttpRequest, membership: Membership, form: StudioForm
         "catalog": catalog, "membership": membership,
         "keys_url": _safe_reverse("accounts:keys") if membership.is_manager else None,
         "gallery_url": reverse("generations:gallery"),
+        "history_max": studio_services.MAX_HISTORY_QUERY,
     }
     context["generations"], context["next_url"] = _latest(membership)
     if form is not None:

@@ -215,8 +215,19 @@ def test_recent_prompts_are_searched_as_one_types_and_fill_the_prompt(
     expect(page.locator("#id_prompt")).to_have_value("a red fox running through fresh snow, at dawn")  # the draft
 
     page.click("details.prompt-history summary")
+    expect(page.locator("#history-q")).to_be_focused()  # or the first letters go elsewhere
     page.keyboard.type("nothing like this")
     expect(page.locator(".history-list")).to_contain_text("No recent prompt of the team contains “nothing like this”.")
+
+    # A search the server refuses says why, in the list (a 400 would not be swapped in).
+    page.fill("#history-q", "fox\x01")
+    expect(page.locator(".history-list .error")).to_have_text("Control characters are not allowed.")
+    take(page, "12-8-recent-prompts-refused-1280")
+    page.fill("#history-q", "fox " * 51)  # 203 characters: not cut by the browser, refused with a message
+    expect(page.locator(".history-list .error")).to_have_text("Search for at most 200 characters.")
+    page.set_viewport_size(PHONE)
+    take(page, "12-8-recent-prompts-refused-390")
+    page.set_viewport_size(DESKTOP)
     assert problems(page) == []
 
 

@@ -75,9 +75,13 @@ def test_an_admin_registers_a_template_and_a_member_generates_with_it(page, live
     page.fill("#id_template_id", "tpl product")
     page.fill("#id_name", "Product turntable")
     page.fill("#id_variables-0-name", "1st product")
+    expect(page.locator("#template-form")).to_contain_text("Up to 1,000 characters.")
+    page.fill("#id_description", "d" * 1001)  # pasted whole, not cut by the browser
     page.click("button:has-text('Register template')")
     expect(page.locator("#template-form")).to_contain_text("A template id is letters, digits and _ - . :")
     expect(page.locator("#template-form")).to_contain_text("is not a variable name Sealink takes")
+    expect(page.locator("#template-form")).to_contain_text("Ensure this value has at most 1000 characters (it has 1001).")
+    assert len(page.input_value("#id_description")) == 1001  # kept, to be shortened
     both_shots(page, "01-templates-refused")
     assert not PromptTemplate.objects.exists()
     page.fill("#id_template_id", "tpl_product")

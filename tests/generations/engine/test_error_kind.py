@@ -69,6 +69,21 @@ def test_a_refused_key_is_not_the_requests_fault(membership, team, sandbox, sand
     assert (generation.error_kind, generation.needs_edit) == ("", False)
 
 
+def test_an_account_in_arrears_is_the_keys_fault_not_the_requests(membership, sandbox, sealink):
+    # DashScope refuses an account in arrears with 400 "Arrearage", not 402.
+    sandbox.fault("^/sealink/v1/video/generations$", method="POST", status=400, count=1,
+                  json={"error": {"message": "Access denied, please make sure your account is in good standing.",
+                                  "type": "Arrearage", "code": "Arrearage"}})
+    generation = template_job(membership, "tpl_sunset", "place=Lisbon")
+    assert submit(generation.pk) == "refused"
+    generation.refresh_from_db()
+    assert generation.status == Status.FAILED
+    assert (generation.error_kind, generation.needs_edit) == ("", False)
+    assert "used up its quota or balance: Access denied" in generation.error
+    sealink.refresh_from_db()
+    assert sealink.last_error.startswith("Quota exhausted (HTTP 400): Access denied")
+
+
 @pytest.mark.parametrize(("error", "kind"), [
     (ProviderError("bad size", status_code=400), "input"),
     (ProviderError("Your request was rejected by the safety system", status_code=400, code="content_moderation"),
@@ -79,6 +94,13 @@ def test_a_refused_key_is_not_the_requests_fault(membership, team, sandbox, sand
     (ProviderError("slow down", status_code=429, retryable=True), ""),
     (ProviderError("upstream down", status_code=503, retryable=True), ""),
     (ProviderError("conflict", status_code=409), ""),
+    # A 400 about the account, not the request (DashScope's arrears, a spent balance): the key's problem.
+    (ProviderError("Access denied, please make sure your account is in good standing.", status_code=400,
+                   code="Arrearage"), ""),
+    (ProviderError("Access denied, please make sure your account is in good standing.", status_code=400,
+                   code="invalid_request_error"), ""),
+    (ProviderError("Insufficient balance.", status_code=400, code="invalid_request_error"), ""),
+    (ProviderError("You exceeded your current quota.", status_code=400), ""),
 ])
 def test_which_refusals_are_about_the_request(error, kind):
     assert request_problem(error) == kind

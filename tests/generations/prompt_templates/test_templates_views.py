@@ -147,3 +147,26 @@ def test_the_admin_site_applies_the_same_rules(admin_client, client, team, setti
     body = response.content.decode()
     assert "registered tpl_sunset already" in body and "is not a variable name" in body
     assert PromptTemplate.objects.count() == 1
+
+
+def test_a_description_over_1000_characters_is_refused_with_a_message(admin_client, team):
+    page = admin_client.get(URL).content.decode()
+    assert "Up to 1,000 characters." in page and "maxlength" not in page.split('name="description"')[1][:200]
+    response = admin_client.post(URL, _post_data(description="x" * 1001))
+    assert response.status_code == 400
+    assert "Ensure this value has at most 1000 characters (it has 1001)." in response.content.decode()
+    assert not PromptTemplate.objects.exists()
+    assert admin_client.post(URL, _post_data(description="x" * 1000)).status_code == 302
+
+
+def test_the_admin_site_refuses_a_description_over_1000_characters(client, team):
+    from accounts.models import User
+
+    client.force_login(User.objects.create_superuser("staff@kiln.test", "pw-staff-123456"))
+    data = {"team": team.pk, "template_id": "tpl_sunset", "name": "Sunset", "description": "x" * 1001,
+            "variables-TOTAL_FORMS": "0", "variables-INITIAL_FORMS": "0", "variables-MIN_NUM_FORMS": "0",
+            "variables-MAX_NUM_FORMS": "1000"}
+    response = client.post("/admin/generations/prompttemplate/add/", data)
+    assert response.status_code == 200
+    assert "Ensure this value has at most 1000 characters (it has 1001)." in response.content.decode()
+    assert not PromptTemplate.objects.exists()

@@ -63,6 +63,7 @@ def test_a_base_url_with_no_such_route_fails_in_words_that_name_the_base_url(san
     (429, "rate_limit_exceeded", "Rate limit reached: 2 requests per minute.", False),
     (404, "template_not_found", "Sealink has no prompt template 'tpl_nope'.", False),
     (400, "invalid_request_error", "duration must be between 1 and 16.", False),
+    (400, "Arrearage", "Access denied, please make sure your account is in good standing.", True),
     (503, "service_unavailable", "Try later.", False),
 ])
 def test_only_problems_of_the_key_itself_are_key_problems(status, code, message, is_key_problem):

@@ -88,11 +88,19 @@ def test_many_tries_of_one_prompt_do_not_hide_the_others(team, owner):
 
 
 def test_a_search_too_long_or_with_control_characters_is_refused_with_a_message(owner_client, team, owner):
-    response = owner_client.get(HISTORY, {"q": "x" * 201}, headers=HTMX)
-    assert response.status_code == 400
-    assert "Search for at most 200 characters." in response.content.decode()
-    response = owner_client.get(HISTORY, {"q": "fox\x00"}, headers=HTMX)
-    assert response.status_code == 400 and "Control characters are not allowed." in response.content.decode()
+    # To htmx a 200, or it would not swap the message in; the page without JavaScript is a 400.
+    for headers, status in ((HTMX, 200), ({}, 400)):
+        response = owner_client.get(HISTORY, {"q": "x" * 201}, headers=headers)
+        assert response.status_code == status
+        assert "Search for at most 200 characters." in response.content.decode()
+        response = owner_client.get(HISTORY, {"q": "fox\x00"}, headers=headers)
+        assert response.status_code == status and "Control characters are not allowed." in response.content.decode()
+
+
+def test_the_search_box_says_its_limit(owner_client, team, owner, shark):
+    for url in (HISTORY, "/"):
+        html = owner_client.get(url).content.decode()
+        assert 'title="Up to 200 characters"' in html and "(up to 200 characters)" in html
 
 
 def test_recent_prompts_without_javascript_are_a_page_and_need_signing_in(client, owner_client, team, owner):
@@ -219,6 +227,26 @@ def test_the_detail_page_shows_the_seed_and_offers_to_copy_and_reuse_it(owner_cl
     assert "Random <span class=\"muted\">(Shark AI did not report the one it used)</span>" in html
     live = owner_client.get(reverse("generations:card_status", args=[g.public_id]), {"panel": "detail"}).content.decode()
     assert "<dt>Seed</dt>" in live
+
+
+def payload_reads(client, url, params=None) -> tuple[int, int]:
+    """How many queries a page takes, and how many of them read ``raw_payload``."""
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url, params or {}).status_code in (200, 286)
+    return len(queries), sum("raw_payload" in q["sql"] for q in queries.captured_queries)
+
+
+def test_the_detail_page_reads_the_raw_answer_only_for_a_model_with_a_seed(owner_client, team, owner):
+    # The provider's whole answer can be large: a model without a seed has nothing to look for in it.
+    big = {"seed": 7, "output": {"log": "x" * 100_000}}
+    plain = make_generation(team, owner, raw_payload=big, finished_at=timezone.now())  # GPT Image 2: no seed
+    add_media(plain)
+    seeded = wan(team, owner, raw_payload=big)
+    for view, params in (("generations:detail", None), ("generations:card_status", {"panel": "detail"})):
+        plain_queries, plain_reads = payload_reads(owner_client, reverse(view, args=[plain.public_id]), params)
+        seeded_queries, seeded_reads = payload_reads(owner_client, reverse(view, args=[seeded.public_id]), params)
+        assert (plain_reads, seeded_reads) == (0, 1), view  # the seeded one reads just that field, once
+        assert plain_queries == seeded_queries - 1, view
 
 
 def test_a_removed_member_sees_no_recent_prompts_of_the_team(client, team, owner):
