@@ -86,6 +86,17 @@ def login():
     return sign_in
 
 
+@pytest.fixture
+def signed_in(page, live_server, transactional_db, owner):
+    """The team's owner signed in; any 4xx but the favicon's is counted among ``page.problems``."""
+    from tests.conftest import PASSWORD
+
+    page.on("response", lambda r: page.problems.append(f"{r.status} {r.url}")
+            if 400 <= r.status < 500 and "favicon" not in r.url else None)
+    sign_in(page, live_server, owner.email, PASSWORD)
+    return page
+
+
 def take_shot(page, name: str, directory: Path | str | None = None) -> Path:
     folder = Path(directory) if directory else SHOTS
     folder.mkdir(parents=True, exist_ok=True)

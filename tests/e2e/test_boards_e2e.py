@@ -26,14 +26,6 @@ def shot(page, name, full_page=False):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
-@pytest.fixture
-def signed_in(page, live_server, login, transactional_db, owner):
-    page.on("response", lambda r: page.problems.append(f"{r.status} {r.url}")
-            if 400 <= r.status < 500 and "favicon" not in r.url else None)
-    login(page, live_server, owner.email, PASSWORD)
-    return page
-
-
 def open_menu(page, g):
     card = page.locator(f"#card-{g.public_id}")
     card.hover()

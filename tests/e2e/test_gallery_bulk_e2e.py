@@ -31,14 +31,6 @@ def shot(page, name):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
 
 
-@pytest.fixture
-def signed_in(page, live_server, login, transactional_db, owner):
-    page.on("response", lambda r: page.problems.append(f"{r.status} {r.url}")
-            if 400 <= r.status < 500 and "favicon" not in r.url else None)
-    login(page, live_server, owner.email, PASSWORD)
-    return page
-
-
 def fill(team, owner, teammate, count=12):
     """``count`` finished results, newest last; every third by the teammate, one a video."""
     start = timezone.now() - dt.timedelta(hours=2)
