@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "ninja",
     "axes",
     "accounts",
     "generations",
@@ -230,6 +231,8 @@ KILN_DOWNLOAD_DEADLINE_SECONDS = envint("KILN_DOWNLOAD_DEADLINE_SECONDS", 900, m
 KILN_MAX_UPLOAD_BYTES = envint("KILN_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
 # Studio submissions per member per minute (a double-click loop or a script cannot drain a wallet).
 KILN_GENERATE_PER_MINUTE = envint("KILN_GENERATE_PER_MINUTE", 30, minimum=1)
+# Requests a minute each API token may make (generations/api/auth.py).
+KILN_API_REQUESTS_PER_MINUTE = envint("KILN_API_REQUESTS_PER_MINUTE", 600, minimum=1)
 # Output URLs on loopback/private addresses are refused (SSRF) unless this is on:
 # only for the local sandbox providers; production leaves it off.
 KILN_ALLOW_PRIVATE_URLS = envbool("KILN_ALLOW_PRIVATE_URLS", False)

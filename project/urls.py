@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from generations.api.api import api
+
 admin.site.site_header = "Kiln administration"
 admin.site.site_title = "Kiln admin"
 admin.site.index_title = "Teams, provider keys and credits"
@@ -10,6 +12,7 @@ admin.site.index_title = "Teams, provider keys and credits"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("api/v1/", api.urls),
     path("home/", RedirectView.as_view(pattern_name="generations:studio"), name="home"),
     # Pages without our <link rel="icon"> (the admin) ask browsers to fetch /favicon.ico.
     path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}favicon.svg", permanent=True)),
