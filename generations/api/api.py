@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, re_path
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import JSONRenderer
 
 from generations.api import catalog
 from generations.api.auth import TokenAuth
-from generations.api.problems import ApiProblem, problem_response
+from generations.api.problems import CONTENT_TYPE, ApiProblem, problem_response
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """Kiln's studio, gallery, credits and share links over HTTP.
 
@@ -80,3 +87,42 @@ def _http_error(request, exc: HttpError):
 
 
 api.add_router("", catalog.router)
+
+
+@api.exception_handler(Exception)
+def _server_error(request, exc):
+    # Logged with its traceback, as Django logs a page's 500; the answer says nothing of the code.
+    logger.exception("API error: %s %s", request.method, request.path)
+    return problem_response(request, ApiProblem(500, "Kiln failed to answer this request; the error is in the "
+                                                     "server's log. Try again, or tell the team's admin."))
+
+
+def _method_problem(view):
+    """ninja answers a method a path does not take with a plain 405; make it a problem."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and response.get("Content-Type", "") != CONTENT_TYPE:
+            allowed = response.get("Allow", "")
+            problem = ApiProblem(405, f"{request.method} is not allowed here; this path takes: {allowed}.",
+                                 headers={"Allow": allowed})
+            return problem_response(request, problem)
+        return response
+
+    return wrapped
+
+
+@csrf_exempt
+def _no_such_path(request: HttpRequest) -> HttpResponse:
+    return problem_response(request, ApiProblem(404, f"There is no {request.path} in Kiln's API; the paths are "
+                                                     "listed at /api/v1/docs.", slug="no-such-path"))
+
+
+def urls():
+    """The API's URL patterns (for ``project/urls.py``): ninja's, with problems for an unknown
+    path or a method a path does not take, so every error of ``/api/v1/`` is problem+json."""
+    patterns, app_name, namespace = api.urls
+    wrapped = [re_path(p.pattern.regex.pattern, _method_problem(p.callback), p.default_args, p.name)
+               if isinstance(p, URLPattern) else p for p in patterns]
+    return [*wrapped, re_path(r"^.*$", _no_such_path)], app_name, namespace
