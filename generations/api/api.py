@@ -92,7 +92,7 @@ api.add_router("", catalog.router)
 @api.exception_handler(Exception)
 def _server_error(request, exc):
     # Logged with its traceback, as Django logs a page's 500; the answer says nothing of the code.
-    logger.exception("API error: %s %s", request.method, request.path)
+    logger.error("API error: %s %s", request.method, request.path, exc_info=exc)
     return problem_response(request, ApiProblem(500, "Kiln failed to answer this request; the error is in the "
                                                      "server's log. Try again, or tell the team's admin."))
 
