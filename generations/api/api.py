@@ -8,7 +8,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import JSONRenderer
 
-from generations.api import catalog
+from generations.api import account, catalog, gallery, shares
 from generations.api.auth import TokenAuth
 from generations.api.problems import ApiProblem, problem_response
 
@@ -80,3 +80,6 @@ def _http_error(request, exc: HttpError):
 
 
 api.add_router("", catalog.router)
+api.add_router("", gallery.router)
+api.add_router("", shares.router)
+api.add_router("", account.router)
