@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
 from generations.access import team_generations
@@ -103,6 +104,9 @@ def _expiry(payload: ShareIn) -> tuple[dt.timedelta | None, dt.datetime | None]:
             raise ApiProblem(422, "expires_at: an ISO 8601 date and time with its time zone.",
                              errors={"expires_at": "An ISO 8601 date and time with its time zone, e.g. "
                                                    "2030-01-31T18:00:00+00:00."})
+        if when <= timezone.now():
+            raise ApiProblem(422, "expires_at: the expiry must be in the future.",
+                             errors={"expires_at": "The expiry must be in the future."})
         return None, when
     return None, None
 
