@@ -144,7 +144,7 @@ class ShareIn(Schema):
     title: str = Field("", description="Shown on the public page (at most 200 characters).")
     show_prompt: bool = Field(False, description="Show the prompts on the public page.")
     expires_in_days: int | None = Field(None, description="The link stops working this many days from now "
-                                        "(1–3650). Give this or ``expires_at``, not both; neither: it never expires.")
+                                        "(1 to 3650). Give this or ``expires_at``, not both; neither: it never expires.")
     expires_at: str | None = Field(None, description="ISO 8601 with a time zone: when the link stops working.")
 
 

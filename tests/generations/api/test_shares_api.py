@@ -66,7 +66,7 @@ def test_revoke_closes_the_page_at_once_as_the_site_does(call, token_for, owner,
 
 def test_a_member_may_revoke_a_teammate_s_link_as_on_the_page(call, token_for, owner, teammate, team):
     # The Share links page lets any member of the team revoke any of its links.
-    link, secret = sharing.create_share(Membership.objects.get(user=owner, team=team), [make_result(team, owner)])
+    link, _ = sharing.create_share(Membership.objects.get(user=owner, team=team), [make_result(team, owner)])
     answer = call("DELETE", f"/shares/{link.public_id}", token_for(teammate, team, scopes=("share",)))
     assert answer.status_code == 204, answer.text
     link.refresh_from_db()
