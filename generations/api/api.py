@@ -13,7 +13,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import JSONRenderer
 
-from generations.api import catalog
+from generations.api import account, catalog, gallery, shares
 from generations.api.auth import TokenAuth
 from generations.api.problems import CONTENT_TYPE, ApiProblem, problem_response
 
@@ -87,6 +87,9 @@ def _http_error(request, exc: HttpError):
 
 
 api.add_router("", catalog.router)
+api.add_router("", gallery.router)
+api.add_router("", shares.router)
+api.add_router("", account.router)
 
 
 @api.exception_handler(Exception)
@@ -123,6 +126,6 @@ def urls():
     """The API's URL patterns (for ``project/urls.py``): ninja's, with problems for an unknown
     path or a method a path does not take, so every error of ``/api/v1/`` is problem+json."""
     patterns, app_name, namespace = api.urls
-    wrapped = [re_path(p.pattern.regex.pattern, _method_problem(p.callback), p.default_args, p.name)
+    wrapped = [URLPattern(p.pattern, _method_problem(p.callback), p.default_args, p.name)
                if isinstance(p, URLPattern) else p for p in patterns]
-    return [*wrapped, re_path(r"^.*$", _no_such_path)], app_name, namespace
+    return [*wrapped, re_path(r"^.*$", _no_such_path, name="no-such-path")], app_name, namespace

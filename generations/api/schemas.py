@@ -88,3 +88,149 @@ class Estimate(Schema):
     estimate: Credits
     balance: Balance
     affordable: bool
+
+
+# ---------------------------------------------------------------------------
+# The gallery (gallery.py)
+
+
+class MediaLink(Schema):
+    id: str = Field(description="The media file's id.")
+    kind: str = Field(description="image or video")
+    mime_type: str
+    bytes: int
+    width: int | None
+    height: int | None
+    duration: float | None = Field(description="Seconds, for a video.")
+    download_url: str = Field(description="GET it with your token (Range supported): the file itself.")
+    thumbnail_url: str | None = Field(description="A small WebP preview (a video's poster frame); null without one.")
+
+
+class GenerationSummary(Schema):
+    """One result as a gallery card shows it; GET /generations/{id} has everything."""
+
+    id: str
+    status: str = Field(description="queued, submitted, running, succeeded, failed, cancelled or expired.")
+    model: str = Field(description="“provider:model”, as /models names it.")
+    provider: str
+    kind: str = Field(description="image or video")
+    operation: str
+    prompt: str
+    created: str = Field(description="ISO 8601.")
+    finished: str | None = Field(description="ISO 8601; null while it runs.")
+    author: str | None = Field(description="The author's email; null for a deleted account.")
+    favourite: bool = Field(description="One of the token member's favourites.")
+    archived: bool
+    cost: Credits = Field(description="What it cost, or while it runs (or if no charge was reported) the estimate.")
+    cost_is_estimate: bool
+    thumbnail_url: str | None = Field(description="The first file's preview; null until there is one.")
+    media: list[MediaLink]
+
+
+class GalleryPage(Schema):
+    items: list[GenerationSummary] = Field(description="Newest first, up to 48.")
+    next: str | None = Field(description="The cursor of the next page (send it as ``after``); null on the last page.")
+    next_url: str | None = Field(description="The next page's full URL, the same filters included.")
+
+
+# ---------------------------------------------------------------------------
+# Share links (shares.py)
+
+
+class ShareIn(Schema):
+    generations: list[str] = Field(default_factory=list, description="Ids of finished results to share (at most "
+                                   "50); leave empty when sharing a board.")
+    board: str | None = Field(None, description="A board's id: the link shows what is on the board when opened.")
+    title: str = Field("", description="Shown on the public page (at most 200 characters).")
+    show_prompt: bool = Field(False, description="Show the prompts on the public page.")
+    expires_in_days: int | None = Field(None, description="The link stops working this many days from now "
+                                        "(1 to 3650). Give this or ``expires_at``, not both; neither: it never expires.")
+    expires_at: str | None = Field(None, description="ISO 8601 with a time zone: when the link stops working.")
+
+
+class SharedResult(Schema):
+    id: str
+    kind: str
+    model: str
+
+
+class Share(Schema):
+    """A share link as the Share links page lists it; its token is never shown again."""
+
+    id: str
+    title: str
+    state: str = Field(description="live, expired or revoked.")
+    created: str
+    created_by: str | None = Field(description="Who made it (email); null for a former member.")
+    expires_at: str | None
+    revoked_at: str | None
+    revoked_by: str | None
+    show_prompt: bool
+    views: int
+    board: str | None = Field(description="The board's id, for a board's link.")
+    board_name: str | None
+    generations: list[SharedResult] = Field(description="The results it shares (empty for a board's link).")
+
+
+class ShareCreated(Share):
+    url: str = Field(description="The public link, shown this once: Kiln keeps only a hash of its token.")
+
+
+class SharePage(Schema):
+    items: list[Share] = Field(description="Newest first, 50 a page.")
+    page: int
+    pages: int
+    next_url: str | None
+
+
+# ---------------------------------------------------------------------------
+# Balance and usage (account.py)
+
+
+class AccountBalance(Schema):
+    available: Credits = Field(description="What the member can spend now.")
+    reserved: Credits = Field(description="Held for their jobs still running.")
+    spent_this_month: Credits = Field(description="What the member's jobs were charged this calendar month.")
+    team_budget: Credits | None = Field(description="The team's monthly budget; null when it has none.")
+    team_budget_remaining: Credits | None = Field(description="What the team may still commit this month (spent "
+                                                  "and reserved count); null without a budget.")
+
+
+class UsageTotals(Schema):
+    label: str
+    jobs: int
+    succeeded: int
+    failed: int = Field(description="Failed or expired.")
+    cancelled: int
+    failure_rate: float | None = Field(description="Failed out of succeeded + failed; null when none finished.")
+    credits: int = Field(description="Credits charged (captures).")
+    usd: float
+
+
+class UsageRow(Schema):
+    period: str = Field(description="YYYY-MM-DD per day, YYYY-MM per month.")
+    member: str = Field(description="The author's email; empty for a removed account.")
+    provider: str
+    model: str
+    jobs: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    failure_rate: float | None
+    credits: int
+    usd: float
+
+
+class UsageReport(Schema):
+    period: str = Field(description="day or month")
+    start: str
+    end: str = Field(description="Inclusive.")
+    member: str | None = Field(description="The membership id filtered on, if any.")
+    provider: str | None
+    model: str | None
+    rows: list[UsageRow] = Field(description="One per period, member, provider and model with any activity.")
+    total: UsageTotals
+    by_period: list[UsageTotals] = Field(description="Every period of the range, empty ones included.")
+    by_member: list[UsageTotals]
+    by_provider: list[UsageTotals]
+    by_model: list[UsageTotals]
