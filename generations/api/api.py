@@ -8,7 +8,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import JSONRenderer
 
-from generations.api import catalog
+from generations.api import catalog, generations
 from generations.api.auth import TokenAuth
 from generations.api.problems import ApiProblem, problem_response
 
@@ -80,3 +80,4 @@ def _http_error(request, exc: HttpError):
 
 
 api.add_router("", catalog.router)
+api.add_router("", generations.router)
