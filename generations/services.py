@@ -10,15 +10,18 @@ person is waiting for the provider's answer to "cancel").
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -310,10 +313,10 @@ def create_generation(*, membership: Membership, provider_id: str, model_id: str
             transaction.on_commit(lambda pk=generation.pk: submit_generation.delay(pk), robust=True)
     except credits.InsufficientCredits as exc:
         _delete_files(saved_files)
-        raise GenerationRejected({ALL: str(exc)}) from None
+        raise GenerationRejected({ALL: str(exc)}) from exc  # the API names the cause
     except credits.BudgetExceeded as exc:
         _delete_files(saved_files)
-        raise GenerationRejected({ALL: str(exc)}) from None
+        raise GenerationRejected({ALL: str(exc)}) from exc
     except IntegrityError:
         _delete_files(saved_files)
         if idempotency_key:
@@ -325,6 +328,49 @@ def create_generation(*, membership: Membership, provider_id: str, model_id: str
         _delete_files(saved_files)
         raise
     return generation
+
+
+def generate_per_minute() -> int:
+    """How many generations a member may start in a minute (``KILN_GENERATE_PER_MINUTE``)."""
+    return settings.KILN_GENERATE_PER_MINUTE
+
+
+def over_rate_limit(user, wanted: int) -> bool:
+    """Per member, across every process: the generations they started in the last minute."""
+    since = timezone.now() - timedelta(minutes=1)
+    return Generation.objects.filter(author=user, created__gte=since).count() + wanted > generate_per_minute()
+
+
+def create_within_limit[T](membership: Membership, wanted: int, create: Callable[[], T], *,
+                           existing: Callable[[], T | None] | None = None) -> T | None:
+    """Call ``create`` if the member's last minute has room for ``wanted`` more generations; None if not.
+
+    Counting and creating are one transaction that first takes the member's membership row
+    (a no-op UPDATE: a row lock on PostgreSQL, the write lock on SQLite), so a member's
+    concurrent submits count one after another: each sees the rows the one before made.
+    Counted, then created without it, 48 concurrent submits got 35 through a limit of 30.
+    The studio's form and the API's create both go through here.
+
+    ``existing``, asked first under the same lock, finds what an earlier request with the
+    same idempotency key made: that is answered again and counts for nothing, so of several
+    concurrent repeats one creates and the others wait for it and get its result."""
+    with transaction.atomic():
+        Membership.objects.filter(pk=membership.pk).update(role=F("role"))
+        if existing is not None and (found := existing()) is not None:
+            return found
+        if wanted and over_rate_limit(membership.user, wanted):
+            return None
+        return create()
+
+
+def rate_limit_retry_after(user) -> int:
+    """Seconds until the member's oldest generation of the last minute leaves it (1 to 60)."""
+    since = timezone.now() - timedelta(minutes=1)
+    oldest = Generation.objects.filter(author=user, created__gte=since).order_by("created").values_list(
+        "created", flat=True).first()
+    if oldest is None:
+        return 1
+    return max(1, min(60, math.ceil((oldest - since).total_seconds())))
 
 
 def _delete_files(saved: list[tuple[Any, str]]) -> None:

@@ -13,7 +13,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import JSONRenderer
 
-from generations.api import account, catalog, gallery, shares
+from generations.api import account, catalog, gallery, generations, shares
 from generations.api.auth import TokenAuth
 from generations.api.problems import CONTENT_TYPE, ApiProblem, problem_response
 
@@ -29,7 +29,21 @@ Errors are `application/problem+json` (RFC 9457); `field` names the input that w
 The guide with a complete example: `docs/api.md` in Kiln's repository.
 """
 
-api = NinjaAPI(
+class KilnAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs):
+        """ninja's document, with every error answer under the type it is sent as,
+        ``application/problem+json``, rather than ``application/json``."""
+        schema = super().get_openapi_schema(**kwargs)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(status).startswith(("4", "5")) and "application/json" in content:
+                        content[CONTENT_TYPE] = content.pop("application/json")
+        return schema
+
+
+api = KilnAPI(
     title="Kiln API",
     version="1",
     description=DESCRIPTION,
@@ -87,6 +101,7 @@ def _http_error(request, exc: HttpError):
 
 
 api.add_router("", catalog.router)
+api.add_router("", generations.router)
 api.add_router("", gallery.router)
 api.add_router("", shares.router)
 api.add_router("", account.router)

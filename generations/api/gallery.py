@@ -7,26 +7,21 @@ results, in the same order, as the page; ``after`` is the page's cursor.
 
 from __future__ import annotations
 
-import uuid
-
-from django.urls import reverse
 from ninja import Field, Query, Router, Schema
 
-from generations.access import get_media_for_member
 from generations.api.auth import require_scope
 from generations.api.catalog import credits
+from generations.api.generations import media_body
 from generations.api.problems import ApiProblem
 from generations.api.schemas import GalleryPage, Problem
 from generations.boards import services as board_services
 from generations.gallery import queries as gallery_queries
 from generations.gallery.queries import InvalidCursor, InvalidFilters
-from generations.models import Generation, Kind, Media
-from generations.serving import serve_file
+from generations.models import Generation
 
 router = Router(tags=["Gallery"])
 
 MAX_LIMIT = 100
-_THUMBNAIL_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}
 
 
 class GalleryQuery(Schema):
@@ -65,18 +60,9 @@ def _absolute(request, path: str) -> str:
     return request.build_absolute_uri(path)
 
 
-def media_link(request, media: Media) -> dict:
-    has_thumbnail = bool(media.thumbnail) or media.kind == Kind.IMAGE
-    return {"id": str(media.public_id), "kind": media.kind, "mime_type": media.mime_type, "bytes": media.bytes,
-            "width": media.width, "height": media.height, "duration": media.duration,
-            "download_url": _absolute(request, f"{reverse('api:api-root')}media/{media.public_id}/download"),
-            "thumbnail_url": (_absolute(request, reverse("api:media_thumbnail", args=[media.public_id]))
-                              if has_thumbnail else None)}
-
-
 def summary(request, g: Generation) -> dict:
     """A compact generation, from a row of ``card_queryset`` (prompt, author, media loaded)."""
-    media = [media_link(request, m) for m in g.media.all()]
+    media = [media_body(request, m) for m in g.media.all()]
     cost = g.actual_cost if g.actual_cost is not None else g.estimated_cost
     return {"id": str(g.public_id), "status": g.status, "model": f"{g.provider}:{g.model}", "provider": g.provider,
             "kind": g.kind, "operation": g.operation, "prompt": g.prompt.text, "created": g.created.isoformat(),
@@ -110,19 +96,3 @@ def gallery(request, filters: Query[GalleryQuery]):
     next_url = (_absolute(request, f"{request.path}?{parsed.querystring(**extra, after=page.next_cursor)}")
                 if page.next_cursor else None)
     return {"items": [summary(request, g) for g in page.items], "next": page.next_cursor, "next_url": next_url}
-
-
-@router.get("/media/{media_id}/thumbnail", url_name="media_thumbnail",
-            response={200: None, 401: Problem, 403: Problem, 404: Problem},
-            summary="A result file's preview (WebP; an image without one: the image itself)",
-            description="The small preview the gallery's cards show; a video's is its poster frame. "
-                        "404 when the file has none, or is not one of your team's. Scope: ``read``.")
-def media_thumbnail(request, media_id: uuid.UUID):
-    require_scope(request, "read")
-    item = get_media_for_member(request.membership, media_id)
-    if item.thumbnail:
-        ext = item.thumbnail.name.rsplit(".", 1)[-1].lower()
-        return serve_file(request, item.thumbnail, _THUMBNAIL_TYPES.get(ext, "application/octet-stream"))
-    if item.kind == Kind.IMAGE:
-        return serve_file(request, item.file, item.mime_type)
-    raise ApiProblem(404, "This video has no poster frame.")

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
-from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, path, reverse
-from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -288,13 +284,14 @@ def generate(request: HttpRequest) -> HttpResponse:
             author=request.user, idempotency_key__in=[key, f"{key[:60]}-0"]).exists()
         wanted = 1 + len(form.compare_entries)
         try:
-            created = _create_within_limit(form, membership, 0 if replayed else wanted)
+            created = services.create_within_limit(membership, 0 if replayed else wanted,
+                                                   lambda: _create(form, membership))
         except GenerationRejected as exc:
             form.apply_rejection(getattr(exc, "errors", None) or {"__all__": str(exc)})
         else:
             if created is not None:
                 return _created_response(request, membership, form, created, replayed=replayed)
-            form.add_error(None, f"That is a lot of generations at once: at most {_per_minute()} a minute. "
+            form.add_error(None, f"That is a lot of generations at once: at most {services.generate_per_minute()} a minute. "
                                  "Try again in a moment.")
             status = 429
 
@@ -307,30 +304,6 @@ def generate(request: HttpRequest) -> HttpResponse:
     if status == 429:
         response["Retry-After"] = "60"
     return response
-
-
-def _per_minute() -> int:
-    return settings.KILN_GENERATE_PER_MINUTE
-
-
-def _over_rate_limit(user, wanted: int) -> bool:
-    """Per member, across every process: the generations they started in the last minute."""
-    since = timezone.now() - timedelta(minutes=1)
-    return Generation.objects.filter(author=user, created__gte=since).count() + wanted > _per_minute()
-
-
-def _create_within_limit(form: StudioForm, membership: Membership, wanted: int) -> list[Generation] | None:
-    """Create the generation(s) if the member's last minute has room for ``wanted`` more; None if not.
-
-    Counting and creating are one transaction that first takes the member's membership row
-    (a no-op UPDATE: a row lock on PostgreSQL, the write lock on SQLite), so a member's
-    concurrent submits count one after another: each sees the rows the one before made.
-    Counted, then created without it, 48 concurrent submits got 35 through a limit of 30."""
-    with transaction.atomic():
-        Membership.objects.filter(pk=membership.pk).update(role=F("role"))
-        if wanted and _over_rate_limit(membership.user, wanted):
-            return None
-        return _create(form, membership)
 
 
 # ---------------------------------------------------------------------------

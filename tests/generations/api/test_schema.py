@@ -8,6 +8,7 @@ under Kiln's Content-Security-Policy with no console error.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -49,6 +50,16 @@ def served_routes() -> set[str]:
     return found
 
 
+def test_the_document_has_no_repeated_key(api_url):
+    # A repeated key is valid to Python's json but breaks Swagger UI's parser (a "200" beside a 200).
+    def no_repeats(pairs):
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), f"repeated keys: {sorted(k for k in keys if keys.count(k) > 1)}"
+        return dict(pairs)
+
+    json.loads(httpx.get(f"{api_url}/openapi.json").text, object_pairs_hook=no_repeats)
+
+
 def test_the_schema_is_valid_openapi_3_1(schema):
     from openapi_spec_validator import validate
     from openapi_spec_validator.validation import OpenAPIV31SpecValidator
@@ -76,7 +87,8 @@ def test_every_operation_is_documented_with_its_errors_as_problems(schema):
             assert "401" in operation["responses"], where
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")):
-                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert list(response["content"]) == ["application/problem+json"], where
+                    ref = response["content"]["application/problem+json"]["schema"]["$ref"]
                     assert ref.endswith("/Problem"), where
 
 
