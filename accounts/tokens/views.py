@@ -13,6 +13,7 @@ from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.mail import site_url
@@ -24,6 +25,11 @@ from accounts.tokens.models import Scope
 from project.cache_headers import shows_a_secret_once
 
 API_ROOT = "/api/v1/"
+
+
+def _minute_ago():
+    """Last used after this reads "just now" (last use is recorded to the minute)."""
+    return timezone.now() - services.LAST_USED_RESOLUTION
 
 
 def _scope_options(form: TokenForm) -> list[dict]:
@@ -64,6 +70,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
         "created": created,
         "secret": secret,
         "api_url": site_url(request) + API_ROOT,
+        "minute_ago": _minute_ago(),
     }, status=status)
 
 
@@ -89,7 +96,8 @@ def _team_tokens(membership: Membership):
 @login_required
 def team_tokens(request: HttpRequest) -> HttpResponse:
     membership = require_manager(request)
-    return render(request, "accounts/tokens/team_tokens.html", {"tokens": _team_tokens(membership)})
+    return render(request, "accounts/tokens/team_tokens.html", {"tokens": _team_tokens(membership),
+                                                                "minute_ago": _minute_ago()})
 
 
 @require_POST
