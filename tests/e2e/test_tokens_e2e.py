@@ -137,3 +137,16 @@ def test_the_header_link_fits_a_phone(page, live_server, login, shot, team, owne
     shot(page, "6-header-390", SHOTS)
     link.click()
     page.wait_for_url(re.compile(r"/accounts/tokens/$"))
+
+
+def test_on_a_small_phone_the_team_name_keeps_its_room_and_the_account_page_links_to_tokens(
+        page, live_server, login, shot, team, owner):
+    page.set_viewport_size({"width": 320, "height": 740})
+    login(page, live_server, owner.email, PASSWORD)
+    expect(page.locator("header .api-tokens-link")).to_be_hidden()
+    assert page.locator("header .team-name").bounding_box()["width"] >= 40
+    shot(page, "7-header-320", SHOTS)
+    page.locator("header .user-email a").click()
+    page.wait_for_url(re.compile(r"/accounts/password/$"))
+    page.locator("main").get_by_role("link", name="API tokens").click()
+    page.wait_for_url(re.compile(r"/accounts/tokens/$"))
