@@ -16,6 +16,7 @@ from accounts import invitations, mail
 from accounts.credits.services import wallet_for
 from accounts.models import Invitation, InvitationState, Membership, Role, Team, User
 from accounts.services import LAST_OWNER, MembershipError
+from accounts.tokens.services import revoke_member_tokens
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -146,6 +147,8 @@ class MembershipAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         wallet_for(obj)
+        if obj.removed_at is not None:  # removed here as on the team page: their API tokens stop for good
+            revoke_member_tokens(obj, by=request.user)
 
     def _is_last_owner(self, obj) -> bool:
         return (obj.role == Role.OWNER and obj.removed_at is None and not Membership.objects.active()
@@ -272,3 +275,4 @@ class InvitationAdmin(admin.ModelAdmin):
 
 # Wallets and the ledger (R7) are registered below this line.
 from accounts.credits import admin as credits_admin  # noqa: E402, F401 (registers Wallet, LedgerEntry, reviews)
+from accounts.tokens import admin as tokens_admin  # noqa: E402, F401 (registers AccessToken)

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Invitation, InvitationState, Membership, Role, Team, User
+from accounts.tokens.services import revoke_member_tokens
 
 
 class MembershipError(Exception):
@@ -112,3 +113,6 @@ def remove_member(membership: Membership, *, actor: Membership | None = None) ->
     Invitation.objects.filter(team_id=membership.team_id, email=membership.user.email,
                               state=InvitationState.PENDING).update(state=InvitationState.REVOKED,
                                                                     ended=timezone.now())
+    # Their API tokens stop at once (find_token checks the membership too) and stay stopped
+    # if they are added again.
+    revoke_member_tokens(membership, by=actor.user if actor else None)

@@ -54,5 +54,13 @@ class AccessToken(models.Model):
     def is_live(self) -> bool:
         return self.revoked_at is None and not self.is_expired
 
+    @property
+    def state(self) -> str:
+        """"revoked", "expired" or "live", in that order: a revoked token that has also expired
+        was stopped by someone, which is what a list should say."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.is_expired else "live"
+
     def get_scopes_display(self) -> str:
         return ", ".join(sorted(self.scopes)) or "none"

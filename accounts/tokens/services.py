@@ -73,20 +73,23 @@ def find_token(secret: str) -> AccessToken | None:
     if token is None:
         return None
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        # Conditional, so concurrent requests within the minute write once between them.
+        (AccessToken.objects.filter(pk=token.pk)
+         .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION))
+         .update(last_used_at=now))
         token.last_used_at = now
     return token
 
 
 def tokens_of(membership: Membership):
     """The member's own tokens in this team, newest first (revoked ones included)."""
-    return AccessToken.objects.filter(membership=membership)
+    return AccessToken.objects.filter(membership=membership).select_related("revoked_by")
 
 
 def team_tokens(team):
     """Every token of the team's current members, for its owners and admins."""
     return (AccessToken.objects.filter(membership__team=team, membership__removed_at__isnull=True)
-            .select_related("membership__user"))
+            .select_related("membership__user", "revoked_by"))
 
 
 def revoke_token(token: AccessToken, *, actor: Membership) -> bool:
@@ -99,3 +102,10 @@ def revoke_token(token: AccessToken, *, actor: Membership) -> bool:
         raise PermissionError("Only the token's owner or a team admin can revoke it.")
     return bool(AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True)
                 .update(revoked_at=timezone.now(), revoked_by=actor.user))
+
+
+def revoke_member_tokens(membership: Membership, *, by=None) -> int:
+    """Revoke every live token of a member leaving the team (``accounts.services.remove_member``),
+    so that adding them again later does not bring old tokens back. Returns how many."""
+    return (AccessToken.objects.filter(membership=membership, revoked_at__isnull=True)
+            .update(revoked_at=timezone.now(), revoked_by=by))

@@ -397,7 +397,7 @@ def test_on_a_phone_the_team_link_is_in_reach_and_the_filters_fold_away(page, li
     team_link.click()
     page.wait_for_url(re.compile(r"/accounts/team/"))
     last_tab = page.locator("nav.tabs a").last  # the team pages' own tabs fit the screen too
-    expect(last_tab).to_have_text("Team usage")
+    expect(last_tab).to_have_text("API tokens")
     box = last_tab.bounding_box()
     assert box["x"] + box["width"] <= PHONE["width"] - 16, box
     take(page, "13-6-phone-team-page-390")
