@@ -4,6 +4,7 @@ from accounts import views
 from accounts.credits import views as credit_views
 from generations.keys import views as key_views
 from generations.prompt_templates import views as template_views
+from generations.team_webhooks import views as webhook_views
 
 app_name = "accounts"
 
@@ -11,5 +12,6 @@ urlpatterns = [
     *views.urlpatterns,
     *key_views.urlpatterns,
     *template_views.urlpatterns,
+    *webhook_views.urlpatterns,
     *credit_views.urlpatterns,
 ]
