@@ -12,7 +12,7 @@ from generations.team_webhooks.models import WebhookDelivery, WebhookEndpoint, n
 class EndpointAdminForm(forms.ModelForm):
     class Meta:
         model = WebhookEndpoint
-        exclude = ("secret_encrypted",)
+        fields = ("team", "url", "events", "description", "is_active", "disabled_reason")
 
     def clean_url(self) -> str:
         return clean_endpoint_url(self.cleaned_data.get("url", ""))

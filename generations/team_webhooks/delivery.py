@@ -8,8 +8,8 @@ other sees 0 rows. The outcome is written only under that same lease.
 - A 2xx answer: ``delivered``, never sent again (only an admin's "Re-send" sends it again).
 - Anything else (another status, a timeout, a refused connection, the address guard): tried
   again after ``SCHEDULE[step]`` (with jitter), about a day in all, then ``failed`` (given up).
-- An endpoint with nothing delivered for ``DISABLE_AFTER`` when one of its deliveries is given
-  up is disabled (``disable``): its pending deliveries are failed, nothing new is written for it,
+- An endpoint to which nothing was delivered while one delivery went through its whole schedule
+  (given up, at least ``DISABLE_AFTER`` after it was written, no success since) is disabled (``disable``): its pending deliveries are failed, nothing new is written for it,
   and the team's owners and admins get an e-mail; the page shows the reason and an "Enable" button.
 
 The request: the body is the payload as compact JSON; the headers follow Standard Webhooks
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 # Seconds to wait after each failed attempt: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h,
 # 8 h, 8 h (23 h 40 min in all); the attempt after the last wait is the last (11 in all).
 SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
-DISABLE_AFTER = timedelta(hours=24)
+DISABLE_AFTER = timedelta(hours=20)  # the schedule is about a day; less its jitter
 LEASE = timedelta(seconds=60)
 DEADLINE_SECONDS = 15.0
 USER_AGENT = "Kiln-Webhooks/1.0 (+self-hosted)"
@@ -129,9 +129,11 @@ def record(delivery: WebhookDelivery, claimed: datetime, code: int | None, error
         if moved:
             endpoint_rows.update(consecutive_failures=F("consecutive_failures") + 1)
             endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
-            if endpoint.is_active and endpoint.failing_since and now - endpoint.failing_since >= DISABLE_AFTER:
-                hours = round((now - endpoint.failing_since).total_seconds() / 3600)
-                disable(endpoint, f"Every delivery failed for {hours} hours (the last: {error})", now=now)
+            # Nothing got through since this event was written, a day of retries ago: the receiver is gone.
+            silent = endpoint.last_success_at is None or endpoint.last_success_at < delivery.created
+            if endpoint.is_active and silent and now - delivery.created >= DISABLE_AFTER:
+                hours = round((now - delivery.created).total_seconds() / 3600)
+                disable(endpoint, f"Every delivery failed for {hours} hours (the last answer: {error})", now=now)
     logger.warning("webhook %s to endpoint %s given up after %s attempts: %s",
                    delivery.msg_id, delivery.endpoint_id, delivery.attempts, error)
     return "given up"
