@@ -179,3 +179,14 @@ def test_a_share_page_viewed_sends_share_viewed_once_per_viewer_in_ten_minutes(
     data = items[0].payload["data"]
     assert data["share"]["id"] == str(share.public_id) and data["generation_ids"] == [str(result.public_id)]
     assert "203.0.113.9" not in str(items[0].payload)  # the viewer is not sent
+
+
+def test_the_django_admin_never_shows_the_secret(admin_client, owner_client):
+    add(owner_client)
+    endpoint = WebhookEndpoint.objects.get()
+    secret = endpoint.get_secret()
+    for url in (reverse("admin:generations_webhookendpoint_changelist"),
+                reverse("admin:generations_webhookendpoint_change", args=[endpoint.pk])):
+        page = admin_client.get(url).content.decode()
+        assert endpoint.url in page
+        assert secret not in page and endpoint.secret_encrypted not in page and "whsec_" not in page
