@@ -81,7 +81,9 @@ def deliver(pk: int, now: datetime | None = None) -> str:
     claimed = claim(pk, now)
     if claimed is None:
         return "not claimed"
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=pk)
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=pk).first()
+    if delivery is None:  # its endpoint was deleted meanwhile
+        return "gone"
     endpoint = delivery.endpoint
     code, error = None, ""
     try:
