@@ -99,3 +99,4 @@ from generations.boards import admin as boards_admin  # noqa: E402, F401 (regist
 from generations.keys import admin as keys_admin  # noqa: E402, F401 (registers ProviderKey)
 from generations.prompt_templates import admin as templates_admin  # noqa: E402, F401 (registers PromptTemplate)
 from generations.share import admin as share_admin  # noqa: E402, F401 (registers ShareLink)
+from generations.team_webhooks import admin as webhooks_admin  # noqa: E402, F401 (registers WebhookEndpoint)

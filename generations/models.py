@@ -249,3 +249,4 @@ from generations.boards.models import Board, BoardItem  # noqa: E402, F401
 from generations.keys.models import ProviderKey  # noqa: E402, F401
 from generations.prompt_templates.models import PromptTemplate, TemplateVariable  # noqa: E402, F401
 from generations.share.models import ShareLink  # noqa: E402, F401
+from generations.team_webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

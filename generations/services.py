@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from accounts.credits import services as credits
 from accounts.models import Membership, Team
+from generations.engine.common import end
 from generations.inputs import CheckedInput, InputRejected, check_media, check_upload
 from generations.keys.models import ProviderKey
 from generations.models import Batch, Generation, InputMedia, Media, Prompt, Status
@@ -474,9 +475,10 @@ def cancel_generation(generation: Generation, *, actor) -> str:
     name = provider_name(generation.provider)
     if generation.status == Status.QUEUED:
         with transaction.atomic():  # the status and the refund are seen together or not at all
-            moved = Generation.objects.filter(pk=generation.pk, status=Status.QUEUED, claimed_at__isnull=True).update(
-                status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled before it was sent.",
-                next_poll_at=None)
+            moved = end(generation.pk,
+                        Generation.objects.filter(pk=generation.pk, status=Status.QUEUED, claimed_at__isnull=True),
+                        status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled before it was sent.",
+                        next_poll_at=None)
             if moved:
                 credits.release(generation, actor=actor, reason="Cancelled before it was sent.")
         if moved:
@@ -502,9 +504,10 @@ def cancel_generation(generation: Generation, *, actor) -> str:
         return f"{name} did not cancel it: {exc.message}"
     if outcome.result == CancelResult.CANCELLED:
         with transaction.atomic():
-            moved = Generation.objects.filter(pk=generation.pk, status__in=[Status.SUBMITTED, Status.RUNNING]).update(
-                status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled.", next_poll_at=None,
-                provider_status="cancelled", progress=None)
+            moved = end(generation.pk,
+                        Generation.objects.filter(pk=generation.pk, status__in=[Status.SUBMITTED, Status.RUNNING]),
+                        status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled.", next_poll_at=None,
+                        provider_status="cancelled", progress=None)
             if moved:
                 credits.release(generation, actor=actor, reason="Cancelled.")
         return "Cancelled."

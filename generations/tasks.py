@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from generations.engine import download, poll, recovery, submit, wakeups
+from generations.team_webhooks import delivery, outbox
 
 DB_ERRORS = (OperationalError, InterfaceError)
 _retry = {"autoretry_for": DB_ERRORS, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
@@ -49,3 +50,13 @@ def download_generation(generation_id: int) -> str:
 @shared_task(name="generations.tasks.requeue_stuck", **_retry)
 def requeue_stuck() -> dict[str, int]:
     return recovery.requeue_stuck()
+
+
+@shared_task(name=outbox.DELIVER_TASK, ignore_result=True, **_retry)  # generations.tasks.deliver_webhook
+def deliver_webhook(delivery_id: int) -> str:
+    return delivery.deliver(delivery_id)
+
+
+@shared_task(name="generations.tasks.deliver_due_webhooks", ignore_result=True, **_retry)
+def deliver_due_webhooks() -> dict[str, int]:
+    return delivery.deliver_due()

@@ -25,6 +25,10 @@ def _schedule(sender, **kwargs):
                              expires=tick)
     sender.add_periodic_task(60.0, sender.signature("generations.tasks.requeue_stuck"), name="requeue stuck generations",
                              expires=60.0)
+    # Webhook retries that fell due, and any delivery whose wake-up was lost (generations/team_webhooks).
+    webhook_tick = settings.KILN_WEBHOOK_TICK_SECONDS
+    sender.add_periodic_task(webhook_tick, sender.signature("generations.tasks.deliver_due_webhooks"),
+                             name="deliver due webhooks", expires=webhook_tick)
     # Idempotent per month: the first run of a month tops wallets up, later runs change nothing.
     sender.add_periodic_task(3600.0, sender.signature("accounts.tasks.monthly_allowance"),
                              name="monthly credit allowance", expires=3600.0)

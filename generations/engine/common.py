@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.credits import services as credits
@@ -25,6 +26,7 @@ from generations.keys.models import ProviderKey
 from generations.models import Generation, Status
 from generations.providers.base import Credentials, ModelSpec
 from generations.providers.registry import get_provider, provider_name
+from generations.team_webhooks import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +112,19 @@ def settle_release(generation: Generation, reason: str) -> None:
     credits.release(generation, reason=reason[:300])
 
 
+def end(pk: int, rows: QuerySet[Generation], **fields: Any) -> bool:
+    """Every move of a job to a final status (succeeded, failed, cancelled, expired) goes through
+    here: the compare-and-swap ``rows.update(**fields)`` and, when it moved the row, the team's
+    webhook deliveries written in the same transaction (``team_webhooks.outbox``, sent once it
+    commits). The caller's own writes that belong with the move (a capture, a release) go in its
+    ``transaction.atomic()`` around this call."""
+    with transaction.atomic():
+        moved = rows.update(**fields)
+        if moved:
+            outbox.generation_ended(pk)
+    return bool(moved)
+
+
 def fail(pk: int, expected: Status | frozenset | list, message: str, *, release: bool = True,
          needs_review: bool = False, **extra: Any) -> bool:
     """End the job ``failed`` if it is still in ``expected``; with ``release`` its reservation goes back
@@ -118,9 +133,9 @@ def fail(pk: int, expected: Status | frozenset | list, message: str, *, release:
 
     def write() -> bool:
         with transaction.atomic():
-            moved = Generation.objects.filter(pk=pk, status__in=statuses).update(
-                status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
-                progress=None, needs_review=needs_review, **extra)
+            moved = end(pk, Generation.objects.filter(pk=pk, status__in=statuses),
+                        status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
+                        progress=None, needs_review=needs_review, **extra)
             if moved and release:
                 settle_release(Generation.objects.get(pk=pk), f"Failed: {message}")
             return bool(moved)

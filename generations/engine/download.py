@@ -35,6 +35,7 @@ from generations.engine.common import (
     backoff_seconds,
     credentials_for,
     db_retry,
+    end,
     model_for,
     provider_name,
 )
@@ -228,9 +229,9 @@ def download(pk: int) -> str:
 
     def succeed() -> bool:
         with transaction.atomic():
-            moved = Generation.objects.filter(pk=pk, status=Status.DOWNLOADING).update(
-                status=Status.SUCCEEDED, finished_at=timezone.now(), actual_cost=actual, next_poll_at=None,
-                progress=100, error="")
+            moved = end(pk, Generation.objects.filter(pk=pk, status=Status.DOWNLOADING),
+                        status=Status.SUCCEEDED, finished_at=timezone.now(), actual_cost=actual, next_poll_at=None,
+                        progress=100, error="")
             if moved:
                 credits.capture(generation, actual, reason=f"{name}: cost {actual:,}.")
             return bool(moved)
@@ -272,9 +273,9 @@ def _download_failed(generation: Generation, reason: str, *, model: ModelSpec | 
                f"refunded if {name} did not charge for it, charged if it did.")
 
     def write() -> bool:
-        return bool(Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
-            status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
-            progress=None, needs_review=True))
+        return end(generation.pk, Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING),
+                   status=Status.FAILED, error=message[:5000], finished_at=timezone.now(), next_poll_at=None,
+                   progress=None, needs_review=True)
 
     if db_retry(write):
         logger.warning("generation %s: results not saved (%s); credits held for review", generation.pk, reason)

@@ -40,6 +40,7 @@ from generations.engine.common import (
     backoff_seconds,
     credentials_for,
     db_retry,
+    end,
     fail,
     jitter,
     model_for,
@@ -258,10 +259,10 @@ def expired_message(generation: Generation, now: datetime, last_error: str = "")
 
 
 def _expire(generation: Generation, now: datetime, last_error: str = "") -> bool:
-    moved = Generation.objects.filter(pk=generation.pk, status__in=IN_FLIGHT).update(
+    return db_retry(lambda: end(
+        generation.pk, Generation.objects.filter(pk=generation.pk, status__in=IN_FLIGHT),
         status=Status.EXPIRED, needs_review=True, finished_at=now, next_poll_at=None, progress=None,
-        error=expired_message(generation, now, last_error))
-    return bool(moved)
+        error=expired_message(generation, now, last_error)))
 
 
 def _past_deadline(generation: Generation, now: datetime) -> bool:
@@ -280,8 +281,8 @@ def apply_progress(generation: Generation, progress: Progress, model: ModelSpec)
         case State.SUCCEEDED:
             outputs = [dataclasses.asdict(o) for o in progress.outputs if o.url or o.fallback_url]
             if not outputs:
-                db_retry(lambda: in_flight.update(
-                    **common, status=Status.FAILED, needs_review=True, finished_at=now, next_poll_at=None,
+                db_retry(lambda: end(
+                    pk, in_flight, **common, status=Status.FAILED, needs_review=True, finished_at=now, next_poll_at=None,
                     progress=None, actual_cost=progress.cost,
                     error=f"{name} reported success but sent no results. The reserved credits are held for review."))
                 return
@@ -305,9 +306,9 @@ def apply_progress(generation: Generation, progress: Progress, model: ModelSpec)
                 with transaction.atomic():
                     # A job that ended without a result has no progress (the provider may say
                     # "100%" with its failure, or nothing): no bar, no stale 30 %.
-                    moved = in_flight.update(**common, status=Status.CANCELLED if cancelled else Status.FAILED,
-                                             error=message[:5000], error_kind=kind, finished_at=now,
-                                             next_poll_at=None, progress=None)
+                    moved = end(pk, in_flight, **common, status=Status.CANCELLED if cancelled else Status.FAILED,
+                                error=message[:5000], error_kind=kind, finished_at=now,
+                                next_poll_at=None, progress=None)
                     if moved:
                         settle_release(generation, f"{'Cancelled' if cancelled else 'Failed'}: {message}")
 

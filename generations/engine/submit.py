@@ -53,6 +53,7 @@ from generations.engine.common import (
     backoff_seconds,
     credentials_for,
     db_retry,
+    end,
     fail,
     jitter,
     model_for,
@@ -155,8 +156,8 @@ def mark_lost(pk: int, claimed_at: datetime, why: str = "") -> bool:
     if generation is None:
         return False
     message = lost_message(generation.provider)
-    moved = db_retry(lambda: Generation.objects.filter(
-        pk=pk, status=Status.QUEUED, claimed_at=claimed_at, provider_job_id="").update(
+    moved = db_retry(lambda: end(
+        pk, Generation.objects.filter(pk=pk, status=Status.QUEUED, claimed_at=claimed_at, provider_job_id=""),
         status=Status.EXPIRED, needs_review=True, finished_at=timezone.now(), next_poll_at=None, error=message,
         progress=None))
     if moved:

@@ -7,6 +7,8 @@
   guard as downloads (below).
   Nothing is retried here: a POST that may have reached the provider is
   never sent twice; the engine decides when to try again.
+- ``post_webhook()``: a team's signed webhook to its endpoint: the same address guard,
+  an overall deadline, no redirects followed, and at most a few KiB of the answer read.
 - ``download()``: streams an output URL into a file at constant memory, with
   a size cap, an overall deadline (a server trickling bytes cannot hold a
   worker forever), and an SSRF guard that refuses every address that is not globally
@@ -179,6 +181,40 @@ def request(method: str, url: str, *, credentials: Credentials | None = None, js
         retryable = False
     raise ProviderError(message, retryable=retryable, retry_after=retry_after_seconds(response),
                         status_code=status, code=error_code(body))
+
+
+@dataclass
+class WebhookAnswer:
+    status_code: int
+    text: str              # the start of the body, for the delivery log (short)
+
+
+def post_webhook(url: str, body: bytes, headers: dict[str, str], *, deadline_seconds: float = 15.0,
+                 max_bytes: int = 4096) -> WebhookAnswer:
+    """POST ``body`` to a team's webhook endpoint; the answer's status and the start of its body.
+
+    The address guard applies as to provider calls (checked before sending and at connect time).
+    Redirects are not followed (a 3xx is an answer, not a 2xx). At most ``max_bytes`` of the
+    body are read, within the deadline. Raises DownloadError when nothing usable came back."""
+    deadline = time.monotonic() + deadline_seconds
+    policy = _policy(None, ())
+    check_url_allowed(url, allow_private=policy.allow_private, allow_hosts=policy.allow_hosts)
+    token = _address_policy.set(policy)
+    try:
+        with client().stream("POST", url, content=body, headers=headers,
+                             timeout=httpx.Timeout(min(10.0, deadline_seconds), connect=5.0)) as response:
+            head = b""
+            for chunk in response.iter_raw():
+                head += chunk[: max_bytes - len(head)]
+                if len(head) >= max_bytes or time.monotonic() > deadline:
+                    break
+            return WebhookAnswer(response.status_code, short(head.decode("utf-8", "replace"), 200))
+    except httpx.TimeoutException:
+        raise DownloadError("The endpoint did not answer in time.", retryable=True) from None
+    except httpx.TransportError as exc:
+        raise DownloadError(f"Could not reach the endpoint: {type(exc).__name__}.", retryable=True) from None
+    finally:
+        _address_policy.reset(token)
 
 
 def json_of(response: httpx.Response) -> dict:

@@ -24,6 +24,7 @@ from generations.boards.models import Board
 from generations.models import Generation, Media, Status
 from generations.providers.registry import PROVIDER_NAMES, get_model
 from generations.share.models import ShareLink
+from generations.team_webhooks import outbox
 
 MAX_GENERATIONS = 50
 BOARD_PAGE_MAX = 200  # a board link's page shows the newest this many
@@ -120,9 +121,14 @@ def revoke_links(links: QuerySet[ShareLink], user_id: int, *, now: datetime | No
     return links.filter(revoked_at__isnull=True).update(revoked_at=now or timezone.now(), revoked_by_id=user_id)
 
 
-def count_view(share: ShareLink) -> None:
-    """One UPDATE with F(): concurrent views are never lost."""
+def count_view(share: ShareLink, viewer: str | None = None) -> None:
+    """One UPDATE with F(): concurrent views are never lost. With ``viewer`` (the visitor's address
+    and browser, hashed, never sent), the team's ``share.viewed`` webhooks, throttled per link and
+    viewer (``team_webhooks.outbox.share_viewed``)."""
     ShareLink.objects.filter(pk=share.pk).update(view_count=F("view_count") + 1)
+    if viewer is not None:
+        share.view_count += 1
+        outbox.share_viewed(share, viewer)
 
 
 def _board_generations(share: ShareLink) -> QuerySet[Generation]:

@@ -31,6 +31,7 @@ from generations.serving import serve_file
 from generations.share import services as sharing
 from generations.share.models import ShareLink
 from project.cache_headers import no_store
+from project.ratelimit import client_address
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -209,7 +210,7 @@ def share_public(request: HttpRequest, token: str) -> HttpResponse:
     generations = sharing.shared_generations(share)
     if not generations:  # every shared result was deleted since
         return _gone(request)
-    sharing.count_view(share)
+    sharing.count_view(share, viewer=f"{client_address(request)} {request.headers.get('User-Agent', '')}")
 
     items = [
         SharedItem(generation=g, media=list(g.media.all()), model=sharing.model_label(g),
