@@ -94,7 +94,8 @@ def generation_data(generation: Generation) -> dict[str, Any]:
     media = [{
         "id": str(m.public_id), "kind": m.kind, "content_type": m.mime_type, "bytes": m.bytes,
         "width": m.width, "height": m.height, "duration": m.duration,
-        "download_url": base + reverse("generations:download", args=[m.public_id]),
+        # The API's: a script holding a token can fetch it (the page's needs a signed-in browser).
+        "download_url": base + reverse("api:media_download", kwargs={"id": m.public_id}),
     } for m in generation.media.all()] if generation.status == Status.SUCCEEDED else []
     return {
         "id": str(generation.public_id),
@@ -111,7 +112,8 @@ def generation_data(generation: Generation) -> dict[str, Any]:
         "needs_review": generation.needs_review,
         "created_at": _iso(generation.created),
         "finished_at": _iso(generation.finished_at),
-        "url": base + reverse("generations:detail", args=[generation.public_id]),
+        "url": base + reverse("api:generation", kwargs={"id": generation.public_id}),
+        "web_url": base + reverse("generations:detail", args=[generation.public_id]),
         "media": media,
     }
 

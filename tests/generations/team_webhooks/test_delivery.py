@@ -59,8 +59,9 @@ def test_a_finished_job_is_posted_signed_as_standard_webhooks_says(
     assert data["id"] == str(generation.public_id) and data["status"] == "succeeded"
     assert data["team"]["slug"] == team.slug and data["model"] == IMAGE
     assert data["cost"] == generation.actual_cost
-    assert data["media"][0]["download_url"] == f"https://kiln.example.com/m/{media.public_id}/download/"
-    assert data["url"] == f"https://kiln.example.com/g/{generation.public_id}/"
+    assert data["media"][0]["download_url"] == f"https://kiln.example.com/api/v1/media/{media.public_id}/download"
+    assert data["url"] == f"https://kiln.example.com/api/v1/generations/{generation.public_id}"
+    assert data["web_url"] == f"https://kiln.example.com/g/{generation.public_id}/"
     # A wrong secret does not verify: the check is real.
     with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "A" * 44).verify(got.body, dict(got.headers))
