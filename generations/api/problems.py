@@ -65,13 +65,3 @@ def problem_response(request, problem: ApiProblem) -> HttpResponse:
     for name, value in problem.headers.items():
         response[name] = value
     return response
-
-
-def from_rejection(errors: Mapping[str, str] | str, *, status: int = 422) -> ApiProblem:
-    """An ApiProblem from a service's refusal: a message, or messages by field."""
-    if isinstance(errors, str):
-        return ApiProblem(status, errors)
-    fields = {(None if k == "__all__" else k): v for k, v in errors.items()}
-    whole = fields.get(None)
-    detail = whole or "; ".join(f"{k}: {v}" for k, v in fields.items() if k)
-    return ApiProblem(status, detail, errors=fields)
