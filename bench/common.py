@@ -288,11 +288,13 @@ class Sandbox:
         self.child.stop()
 
 
-def start_gunicorn(workers: int = 2) -> tuple[Child, str]:
+def start_gunicorn(workers: int = 2, threads: int = 1) -> tuple[Child, str]:
+    """gunicorn on a free port; ``threads`` > 1: gthread workers, as ``make run`` (4) and
+    docs/operations.md run them."""
     port = free_port()
     child = Child("gunicorn", [PY, "-m", "gunicorn", "project.wsgi", "-c", str(ROOT / "project/runtime/gunicorn.conf.py"),
                                "-b", f"127.0.0.1:{port}",
-                               "-w", str(workers), "--log-level", "warning"])
+                               "-w", str(workers), "--threads", str(threads), "--log-level", "warning"])
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/accounts/login/")
     return child, url

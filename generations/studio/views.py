@@ -347,7 +347,7 @@ def _create(form: StudioForm, membership: Membership) -> list[Generation]:
     }
     if not form.compare_entries:
         return [services.create_generation(provider_id=form.entry.provider_id, model_id=form.spec.id,
-                                           params=form.params, **common)]
+                                           params=form.params, entry=form.entry, **common)]
     entries = [services.BatchEntry(e.provider_id, e.model.id, e.model.label, form.params_for_entry(e))
                for e in [form.entry, *form.compare_entries]]
     return services.create_batch(entries=entries, **common)
@@ -363,8 +363,10 @@ def _created_response(request: HttpRequest, membership: Membership, form: Studio
     generations = _cards(membership, [g.pk for g in created])
     fresh = StudioForm(entry=form.entry, operation=form.operation, catalog=form.catalog, membership=membership,
                        initial=form.fresh_initial())
-    context = {**_form_context(request, membership, fresh), "generations": generations, "replayed": replayed,
-               "fresh_wallet": Wallet.objects.filter(membership=membership).first()}
+    # Read once, after the reservation: the header's balance and the fresh form's estimate.
+    wallet = Wallet.objects.filter(membership=membership).first()
+    context = {**_form_context(request, membership, fresh, available=wallet.available if wallet else 0),
+               "generations": generations, "replayed": replayed, "fresh_wallet": wallet}
     response = render(request, "generations/studio/studio.html#created", context)
     if replayed:
         # A double click or a replayed POST: the card is already on the page.
@@ -492,7 +494,8 @@ def _balance(membership: Membership) -> int:
     return Wallet.objects.filter(membership=membership).values_list("available", flat=True).first() or 0
 
 
-def _estimate_context(membership: Membership, form: StudioForm) -> dict[str, Any]:
+def _estimate_context(membership: Membership, form: StudioForm, available: int | None = None) -> dict[str, Any]:
+    """The estimate's figures; ``available``: the member's balance if the caller has just read it."""
     params = form.estimate_params()
     entries = [form.entry]
     if form.is_bound:
@@ -507,10 +510,10 @@ def _estimate_context(membership: Membership, form: StudioForm) -> dict[str, Any
         if other is not None and other not in entries and len(entries) <= studio_forms.MAX_COMPARE:
             entries.append(other)
     credits = 0
-    for entry in entries:
-        credits += services.estimate(entry.provider_id, entry.model.id, form.operation, form.params_for_entry(entry, params),
-                                     team=membership.team)
-    available = _balance(membership)
+    for entry in entries:  # catalog entries: the model as the team's key sees it, without a query
+        credits += services.estimate_entry(entry, form.operation, form.params_for_entry(entry, params))
+    if available is None:
+        available = _balance(membership)
     context = {"estimate_credits": credits, "estimate_credits_text": f"{credits:,}",
                "estimate_usd": f"{credits / CREDITS_PER_USD:.{2 if credits == 0 or credits >= 100 else 4}f}",
                "estimate_models": len(entries), "estimate_skipped": form.estimate_skipped,
@@ -536,13 +539,14 @@ def _credit_help(membership: Membership) -> dict[str, Any]:
             "team_url": reverse("accounts:members")}
 
 
-def _form_context(request: HttpRequest, membership: Membership, form: StudioForm) -> dict[str, Any]:
+def _form_context(request: HttpRequest, membership: Membership, form: StudioForm,
+                  available: int | None = None) -> dict[str, Any]:
     return {
         "form": form, "entry": form.entry, "spec": form.spec, "operation": form.operation,
         "model_value": model_value(form.entry.provider_id, form.entry.model.id),
         "provider_notes": _provider_notes(form.entry, form),
         "membership": membership,
-        **_estimate_context(membership, form),
+        **_estimate_context(membership, form, available),
     }
 
 
