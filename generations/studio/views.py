@@ -360,7 +360,8 @@ def _created_response(request: HttpRequest, membership: Membership, form: Studio
             names = ", ".join(g.model for g in created)
             messages.success(request, f"Sent to {names}. The result appears below when it is ready.")
         return redirect(_studio_url(form.entry, form.operation))
-    generations = _cards(membership, [g.pk for g in created])
+    generations = (_cards(membership, [g.pk for g in created]) if replayed
+                   else _new_cards(created))
     fresh = StudioForm(entry=form.entry, operation=form.operation, catalog=form.catalog, membership=membership,
                        initial=form.fresh_initial())
     # Read once, after the reservation: the header's balance and the fresh form's estimate.
@@ -553,6 +554,18 @@ def _form_context(request: HttpRequest, membership: Membership, form: StudioForm
 def _cards(membership: Membership, pks: Sequence[int]) -> list[Generation]:
     """The new generations, loaded the way the gallery's cards need them."""
     return with_typical_durations(list(card_queryset(membership).filter(pk__in=pks).order_by("-created", "-id")))
+
+
+def _new_cards(created: Sequence[Generation]) -> list[Generation]:
+    """The cards of generations this request has just created, from the rows in hand: their
+    prompt and author are the ones they were created with, and a job nobody has seen yet has
+    no media and is nobody's favourite, so reading them back (two queries, a third of the
+    submit's ORM time) would learn nothing. Same order as ``_cards``."""
+    fresh = sorted(created, key=lambda g: (g.created, g.pk), reverse=True)
+    for g in fresh:
+        g.is_favourite = False
+        g._prefetched_objects_cache = {"media": Media.objects.none()}
+    return list(with_typical_durations(fresh))
 
 
 def _latest(membership: Membership) -> tuple[list[Generation], str]:
