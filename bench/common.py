@@ -306,8 +306,10 @@ DOWNLOAD_THREADS = 16
 
 
 def start_worker(name: str, queues: str, concurrency: int, *, beat: bool = False, pool: str = "prefork",
-                 env: dict[str, str] | None = None) -> Child:
-    argv = [PY, "-m", "celery", "-A", "project", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
+                 env: dict[str, str] | None = None, nice: int = 0) -> Child:
+    """A Celery worker; ``nice`` > 0 runs it at that lower CPU priority (``nice -n``)."""
+    argv = ["nice", "-n", str(nice)] if nice else []
+    argv += [PY, "-m", "celery", "-A", "project", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
             "-n", f"{name}@bench", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
     if beat:
         argv += ["-B", "-s", str(VAR / f"beat-{name}")]
