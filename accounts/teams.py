@@ -14,7 +14,9 @@ def current_membership(request) -> Membership | None:
     user = request.user
     if not user.is_authenticated:
         return None
-    memberships = Membership.objects.active().select_related("team", "wallet").filter(user=user)
+    # The user too: the views and services that take a membership read ``membership.user``
+    # (the author of what they create), which was one more query per request.
+    memberships = Membership.objects.active().select_related("team", "wallet", "user").filter(user=user)
     chosen = request.session.get(SESSION_KEY)
     if chosen:
         found = memberships.filter(team__public_id=chosen).first()

@@ -288,11 +288,13 @@ class Sandbox:
         self.child.stop()
 
 
-def start_gunicorn(workers: int = 2) -> tuple[Child, str]:
+def start_gunicorn(workers: int = 2, threads: int = 1) -> tuple[Child, str]:
+    """gunicorn on a free port; ``threads`` > 1: gthread workers, as ``make run`` (4) and
+    docs/operations.md run them."""
     port = free_port()
     child = Child("gunicorn", [PY, "-m", "gunicorn", "project.wsgi", "-c", str(ROOT / "project/runtime/gunicorn.conf.py"),
                                "-b", f"127.0.0.1:{port}",
-                               "-w", str(workers), "--log-level", "warning"])
+                               "-w", str(workers), "--threads", str(threads), "--log-level", "warning"])
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/accounts/login/")
     return child, url
@@ -304,8 +306,10 @@ DOWNLOAD_THREADS = 16
 
 
 def start_worker(name: str, queues: str, concurrency: int, *, beat: bool = False, pool: str = "prefork",
-                 env: dict[str, str] | None = None) -> Child:
-    argv = [PY, "-m", "celery", "-A", "project", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
+                 env: dict[str, str] | None = None, nice: int = 0) -> Child:
+    """A Celery worker; ``nice`` > 0 runs it at that lower CPU priority (``nice -n``)."""
+    argv = ["nice", "-n", str(nice)] if nice else []
+    argv += [PY, "-m", "celery", "-A", "project", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
             "-n", f"{name}@bench", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
     if beat:
         argv += ["-B", "-s", str(VAR / f"beat-{name}")]

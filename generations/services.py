@@ -145,7 +145,16 @@ def estimate(provider_id: str, model_id: str, operation: str, params: Mapping[st
     except (UnknownProvider, ImportError, AttributeError):
         return 0
     model = _key_and_model(team, provider, model_id)[1] if team is not None else None
-    model = model or provider.get_model(model_id) or provider.job_model(model_id)
+    return estimate_model(model or provider.get_model(model_id) or provider.job_model(model_id), operation, params)
+
+
+def estimate_entry(entry: CatalogEntry, operation: str, params: Mapping[str, Any]) -> int:
+    """``estimate`` for a model of the team's catalog (``team_catalog``, read in this request):
+    its entry already holds the model as the team's key sees it, so no query."""
+    return estimate_model(entry.model, operation, params)
+
+
+def estimate_model(model: ModelSpec | None, operation: str, params: Mapping[str, Any]) -> int:
     if model is None or operation not in model.operations:
         return 0
     cleaned, _errors = model.clean_params(operation, _with_defaults(model, operation, params))
@@ -236,12 +245,16 @@ def create_generation(*, membership: Membership, provider_id: str, model_id: str
                       negative_prompt: str = "", params: Mapping[str, Any] | None = None,
                       inputs: Sequence[InputSpec] = (), idempotency_key: str | None = None,
                       parent: Generation | None = None, parent_relation: str = "",
-                      batch: Batch | None = None) -> Generation:
+                      batch: Batch | None = None, entry: CatalogEntry | None = None) -> Generation:
     """Validate a request, then create the generation, reserve its credits and queue its submit.
 
     Raises GenerationRejected (with messages by field) and leaves nothing
     behind. A repeated ``idempotency_key`` of the same author returns the
     generation the first request made.
+
+    ``entry``: the team's catalog entry for this provider and model, as the caller read it in
+    this request (``team_catalog``); its key and model are used instead of reading the team's
+    keys again. One that is not this team's, provider and model is ignored.
     """
     user = membership.user
     if idempotency_key is not None:
@@ -260,7 +273,11 @@ def create_generation(*, membership: Membership, provider_id: str, model_id: str
         provider = get_provider(provider_id)
     except (UnknownProvider, ImportError, AttributeError):
         raise GenerationRejected({"model": f"Unknown provider “{provider_id}”."}) from None
-    key, model = _key_and_model(team, provider, model_id)
+    if (entry is not None and entry.key.team_id == team.pk and entry.provider_id == provider.id
+            and entry.model.id == model_id):
+        key, model = entry.key, entry.model
+    else:
+        key, model = _key_and_model(team, provider, model_id)
     if key is None:
         raise GenerationRejected({ALL: f"Your team has no active {provider_name(provider_id)} key. {_keys_page_hint()}"})
     if model is None:
