@@ -309,7 +309,7 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
 
     server, base = common.start_gunicorn(2, threads=WEB_THREADS)
     poller = common.start_worker("poll", "poll", 2, beat=True, nice=WORKER_NICE)
-    downloader = common.start_worker("download", "download,default", common.DOWNLOAD_THREADS, pool="threads",
+    downloader = common.start_worker("download", "download,default,webhooks", common.DOWNLOAD_THREADS, pool="threads",
                                      nice=WORKER_NICE)
     client = _Http(base)
     target = _studio_target(model_value("shark", MODEL))

@@ -146,7 +146,7 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
         downloader = common.start_worker("download", "download", 8, pool="threads")
     else:
         poller = common.start_worker("poll", "poll", 2, beat=True)
-        downloader = common.start_worker("download", "download,default", common.DOWNLOAD_THREADS, pool="threads")
+        downloader = common.start_worker("download", "download,default,webhooks", common.DOWNLOAD_THREADS, pool="threads")
     time.sleep(8)   # workers and beat up
 
     log(f"lag: submitting {count} jobs (durations {spread[0]:g}-{spread[1]:g} s)")

@@ -1,7 +1,7 @@
 """Webhook delivery lag: a job ends, its team's receiver gets the signed webhook.
 
 With the workers idle (production's layout: a ``poll`` worker with the embedded beat, a
-``download,default`` worker of threads; webhook deliveries run on ``default``), ~30 Shark image
+``download,default,webhooks`` worker of threads, as make run's downloads worker takes webhooks), ~30 Shark image
 jobs are created one after another through the studio's service (``create_generation``) and run
 through the sandbox by the real workers. A receiver on loopback (``http.server`` in this
 process) answers 200 and notes when each delivery arrives.
@@ -82,7 +82,7 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
     sandbox.reset()
     sandbox.control(duration=1.0)
     poller = common.start_worker("poll", "poll", 2, beat=True)
-    worker = common.start_worker("download", "download,default", common.DOWNLOAD_THREADS, pool="threads")
+    worker = common.start_worker("download", "download,default,webhooks", common.DOWNLOAD_THREADS, pool="threads")
     time.sleep(8)   # workers and beat up
 
     lags, ends, missing = [], [], 0

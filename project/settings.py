@@ -215,6 +215,10 @@ CELERY_TASK_ROUTES = {
     "generations.tasks.poll_due": {"queue": "poll"},
     "generations.tasks.poll_generation": {"queue": "poll"},
     "generations.tasks.download_generation": {"queue": "download"},
+    # Teams' webhook receivers are other people's servers: slow ones must never hold the
+    # workers that submit and poll every team's jobs (make run: the downloads worker's threads).
+    "generations.tasks.deliver_webhook": {"queue": "webhooks"},
+    "generations.tasks.deliver_due_webhooks": {"queue": "webhooks"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 KILN_POLL_TICK_SECONDS = float(envstr("KILN_POLL_TICK_SECONDS", "1.0"))

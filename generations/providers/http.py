@@ -195,11 +195,14 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str], *, deadline_sec
 
     The address guard applies as to provider calls (checked before sending and at connect time).
     Redirects are not followed (a 3xx is an answer, not a 2xx). At most ``max_bytes`` of the
-    body are read, within the deadline. Raises DownloadError when nothing usable came back."""
+    body are read. The deadline is the whole request's, connecting and every read included
+    (``_deadline``): a receiver trickling its headers cannot hold the worker past it.
+    Raises DownloadError when nothing usable came back."""
     deadline = time.monotonic() + deadline_seconds
     policy = _policy(None, ())
     check_url_allowed(url, allow_private=policy.allow_private, allow_hosts=policy.allow_hosts)
     token = _address_policy.set(policy)
+    ends = _deadline.set(deadline)
     try:
         with client().stream("POST", url, content=body, headers=headers,
                              timeout=httpx.Timeout(min(10.0, deadline_seconds), connect=5.0)) as response:
@@ -214,6 +217,7 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str], *, deadline_sec
     except httpx.TransportError as exc:
         raise DownloadError(f"Could not reach the endpoint: {type(exc).__name__}.", retryable=True) from None
     finally:
+        _deadline.reset(ends)
         _address_policy.reset(token)
 
 
@@ -350,6 +354,43 @@ def _checked_addresses(host: str, port: int, policy: _Policy) -> list[str]:
 
 # The address policy of the request or download running in this thread (None: no check).
 _address_policy: ContextVar[_Policy | None] = ContextVar("kiln_address_policy", default=None)
+# A whole request's end (time.monotonic()), when it has one: every read and write on its
+# connection waits at most until then. httpx's timeouts are per operation, so a server
+# trickling its status line or headers a byte at a time would otherwise hold the caller.
+_deadline: ContextVar[float | None] = ContextVar("kiln_deadline", default=None)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose reads and writes end by the current request's ``_deadline``."""
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    @staticmethod
+    def _timeout(timeout: float | None, error: type[Exception]) -> float | None:
+        end = _deadline.get()
+        if end is None:
+            return timeout
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            raise error("The request's deadline passed.")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._timeout(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._timeout(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      self._timeout(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
 
 
 class _CheckedBackend(httpcore.SyncBackend):
@@ -360,11 +401,11 @@ class _CheckedBackend(httpcore.SyncBackend):
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         policy = _address_policy.get()
         if policy is None:
-            return super().connect_tcp(host, port, timeout, local_address, socket_options)
+            return _DeadlineStream(super().connect_tcp(host, port, timeout, local_address, socket_options))
         error: Exception | None = None
         for address in _checked_addresses(host, port, policy):  # in the resolver's order
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                return _DeadlineStream(super().connect_tcp(address, port, timeout, local_address, socket_options))
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc  # the next address, as socket.create_connection would
         raise error or httpcore.ConnectError(f"No address for {host}.")

@@ -124,7 +124,7 @@ class Workers:
         log = self.tmp / f"worker-{n}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "project", "worker", "-B", "-Q", "default,poll,download",
+                [sys.executable, "-m", "celery", "-A", "project", "worker", "-B", "-Q", "default,poll,download,webhooks",
                  "-c", "2", "-n", f"fault{n}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
                  "-l", "INFO", "-s", str(self.tmp / f"beat-{n}")],
                 cwd=django_settings.BASE_DIR, env=self.env, stdout=out, stderr=subprocess.STDOUT,

@@ -58,7 +58,7 @@ def _start_worker(settings, tmp_path, *, beat: bool = True, broker_url: str | No
         del env["CELERY_BROKER_URL"]
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "project", "worker", *(["-B"] if beat else []),
-         "-Q", "default,poll,download", "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-Q", "default,poll,download,webhooks", "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
          "-l", "WARNING", "-s", str(tmp_path / "beat-schedule")],
         cwd=django_settings.BASE_DIR, env=env, start_new_session=True)
 

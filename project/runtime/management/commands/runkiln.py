@@ -35,7 +35,8 @@ def kiln_children(port: int, sandbox_port: int) -> list[Child]:
                          "-c", "2", "-n", "poll@%h", "--loglevel", "INFO"],
               stop_signal=signal.SIGTERM, ready=" ready."),  # SIGTERM: Celery's warm shutdown
         # Downloads are I/O (waiting on a CDN): one process, a pool of threads (as in production).
-        Child("downloads", [python, "-m", "celery", "-A", "project", "worker", "-Q", "download", "-P", "threads",
+        # Teams' webhooks too: waiting on other people's servers, never on the job worker's processes.
+        Child("downloads", [python, "-m", "celery", "-A", "project", "worker", "-Q", "download,webhooks", "-P", "threads",
                             "-c", "8", "-n", "download@%h", "--loglevel", "INFO"],
               stop_signal=signal.SIGTERM, ready=" ready."),
     ]
