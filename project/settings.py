@@ -229,7 +229,7 @@ KILN_POLL_BATCH = envint("KILN_POLL_BATCH", 200, minimum=1)
 KILN_SUBMIT_LEASE_SECONDS = envint("KILN_SUBMIT_LEASE_SECONDS", 600, minimum=30)
 # How often the beat sends the webhook deliveries that fell due (retries, lost wake-ups); a new
 # event is sent at once, when its transaction commits (generations/team_webhooks).
-KILN_WEBHOOK_TICK_SECONDS = float(envstr("KILN_WEBHOOK_TICK_SECONDS", "5.0"))
+KILN_WEBHOOK_TICK_SECONDS = max(0.5, float(envstr("KILN_WEBHOOK_TICK_SECONDS", "5.0")))  # 0 would spin the beat
 
 # Downloads of provider output.
 KILN_MAX_IMAGE_BYTES = envint("KILN_MAX_IMAGE_BYTES", 50 * 1024 * 1024, minimum=1)

@@ -24,9 +24,10 @@ import re
 import uuid
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.files.uploadedfile import UploadedFile
 from django.http import Http404, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
 from django.utils import timezone
 from ninja import Router, Status
@@ -185,6 +186,8 @@ def _read_request(request) -> tuple[GenerationIn, dict[str, list[UploadedFile]]]
                                   "files.", slug="unsupported-media-type")
     except RequestDataTooBig:
         raise ApiProblem(413, "The request is too large.", slug="too-large") from None
+    except (MultiPartParserError, SuspiciousOperation) as exc:  # a broken multipart body, too many parts
+        raise ApiProblem(400, f"The multipart body could not be read: {exc}", slug="malformed-body") from None
     try:
         return GenerationIn.model_validate(data), uploads
     except PydanticError as exc:
@@ -216,7 +219,9 @@ def _gallery_inputs(membership, wanted: dict[str, str | list[str]]) -> list[serv
         if None in ids:
             errors[field] = "Name a media item of your team's gallery: its id or its address."
             continue
-        found = {m.public_id: m for m in Media.objects.filter(public_id__in=ids, generation__team_id=membership.team_id)
+        # As the studio's picker: the files of the team's finished results.
+        found = {m.public_id: m for m in Media.objects.filter(public_id__in=ids, generation__team_id=membership.team_id,
+                                                              generation__status=JobStatus.SUCCEEDED)
                  .select_related("generation")}
         if len(found) != len(set(ids)):
             errors[field] = "That file is not in your team's gallery."

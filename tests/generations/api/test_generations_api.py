@@ -381,3 +381,26 @@ def test_a_token_without_generate_may_read_but_not_write(call, token_for, owner,
     body = assert_problem(call("GET", f"/generations/{job['id']}", writer), 403)
     assert "“read”" in body["detail"]
     assert Generation.objects.count() == 1 and Generation.objects.get().status == Status.QUEUED
+
+
+def test_a_broken_multipart_body_is_a_400_problem_not_a_server_error(call, owner_token, kiln_web):
+    body = b'--XYZ\r\nContent-Disposition: form-data; name="payload"\r\n\r\n{}'   # no boundary, no end
+    answer = call("POST", "/generations", owner_token, content=body,
+                  headers={"Content-Type": "multipart/form-data; boundary="})
+    problem = assert_problem(answer, 400)
+    assert problem["type"].endswith("malformed-body")
+    assert Generation.objects.count() == 0
+    assert "API error" not in kiln_web.log()   # not logged as a server failure
+
+
+def test_only_a_finished_result_s_files_are_inputs_as_in_the_studio_s_picker(call, owner_token, owner, team):
+    from tests.generations.gallery.conftest import add_media, make_generation
+
+    failed = make_generation(team, owner, status=Status.FAILED)
+    media = add_media(failed)
+    answer = call("POST", "/generations", owner_token, json={
+        "model": VIDEO_MODEL, "operation": "image-to-video", "prompt": "the kiln breathes",
+        "params": {"duration": "5"}, "inputs": {"first_frame": [str(media.public_id)]}})
+    problem = assert_problem(answer, 422)
+    assert problem["field"] == "inputs.first_frame" and "gallery" in problem["detail"]
+    assert Generation.objects.filter(team=team).count() == 1   # the failed one only
