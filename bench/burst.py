@@ -24,6 +24,11 @@ runs throughout; afterwards every accepted generation must reach a terminal
 state (the sandbox finishes jobs in 2-6 s) with no loss, and
 ``accounts.credits.services.verify()`` must find every wallet equal to its ledger.
 
+The JSON API's create: the same 500 submissions (the form's model, operation and parameters,
+an ``Idempotency-Key`` each) from 50 other members with bearer tokens, on the same schedule,
+once the studio's jobs have drained, so both start with the workers idle; the target is the
+studio's POST within 1.2x (p95 and served rate).
+
 What is sent is a ``Target``: how a member is prepared (the studio: open the form) and how
 submission ``i`` becomes a request, and how an answer is judged (accepted, refused for
 credits, or wrong). A second target (the JSON API's create with a bearer token) is one more
@@ -191,6 +196,31 @@ def _studio_target(value: str) -> Target:
     return Target("studio", prepare, request, judge)
 
 
+def _api_target(provider_id: str, model_id: str, operation: str, params: dict) -> Target:
+    """The JSON API's create (``POST /api/v1/generations``): the member's bearer token and an
+    ``Idempotency-Key`` per submission, the same model, operation and parameters as the form."""
+    import json
+
+    def prepare(client: _Http, membership) -> str:
+        from accounts.tokens.services import create_token
+
+        return create_token(membership, "burst", ["generate"])[1]
+
+    def request(token: str, i: int) -> tuple[str, str, dict[str, str], str]:
+        body = json.dumps({"model": f"{provider_id}:{model_id}", "operation": operation, "prompt": prompt_for(i),
+                           "params": params})
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                   "Idempotency-Key": uuid.uuid4().hex}
+        return "POST", "/api/v1/generations", headers, body
+
+    def judge(status: int, text: str) -> str:
+        if status == 201:
+            return "accepted"
+        return "refused" if status == 422 and "insufficient-credits" in text else "wrong"
+
+    return Target("api", prepare, request, judge)
+
+
 def _cookie_header(cookies: dict[str, str]) -> str:
     return "; ".join(f"{k}={v}" for k, v in cookies.items())
 
@@ -281,16 +311,32 @@ def _check(target: Target, results, owners: list[int], allowed: dict[int, int]) 
             "unexpected": wrong[:5], "unexpected_count": len(wrong), "members_mismatched": mismatched}
 
 
-def _cost(fields: dict[str, str]) -> int:
+def _form_request(fields: dict[str, str]) -> tuple[str, dict]:
+    """The operation and the parameters the studio form sends, cleaned as the service cleans them."""
     from generations.providers.registry import get_provider
-    from generations.services import estimate
 
     model = get_provider("shark").get_model(MODEL)
     operation = fields.get("operation") or model.operations[0]
     params, errors = model.clean_params(operation, {p.name: fields[p.name] for p in model.params_for(operation)
                                                     if p.name in fields})
     assert not errors, errors
+    return operation, params
+
+
+def _cost(fields: dict[str, str]) -> int:
+    from generations.services import estimate
+
+    operation, params = _form_request(fields)
     return estimate("shark", MODEL, operation, params)
+
+
+def _drain(teams, *, seconds: float) -> None:
+    """Wait until the teams' accepted jobs have all ended (or ``seconds`` passed)."""
+    from generations.models import TERMINAL, Generation
+
+    give_up = time.monotonic() + seconds
+    while time.monotonic() < give_up and Generation.objects.filter(team__in=teams).exclude(status__in=TERMINAL).exists():
+        time.sleep(1)
 
 
 def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
@@ -306,6 +352,8 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
     common.make_key(team, sandbox)
     solo_team, (solo,) = common.make_team("burstsolo")
     common.make_key(solo_team, sandbox)
+    api_team, api_memberships = common.make_team("burstapi", members=members)
+    common.make_key(api_team, sandbox)
 
     server, base = common.start_gunicorn(2, threads=WEB_THREADS)
     poller = common.start_worker("poll", "poll", 2, beat=True, nice=WORKER_NICE)
@@ -326,16 +374,30 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
             allowed[i] = 5 + i % 5
             credits.grant(credits.wallet_for(m), allowed[i] * cost, reason="bench")
         credits.grant(credits.wallet_for(solo), solo_allowed * cost, reason="bench")
+        # The API's members: the same credits, the same request as the form's.
+        api_target = _api_target("shark", MODEL, *_form_request(states[0][1]))
+        api_states = [api_target.prepare(client, m) for m in api_memberships]
+        for i, m in enumerate(api_memberships):
+            credits.grant(credits.wallet_for(m), allowed[i] * cost, reason="bench")
         plan = [states[i % members] for i in range(total)]
         owners = [i % members for i in range(total)]
         log(f"burst: {total} POSTs from {members} members (load {os.getloadavg()[0]:.1f})")
         watch.start()
         many, many_span = _burst(client, target, plan)
         cpu = watch.stop()
+        # The API's burst starts as the studio's did: with the workers idle again.
+        _drain([team], seconds=120)
+        log(f"burst: {total} API creates from {members} members (load {os.getloadavg()[0]:.1f})")
+        api_load = os.getloadavg()[0]
+        api_watch = CpuWatch({"gunicorn": server})
+        api_watch.start()
+        api, api_span = _burst(client, api_target, [api_states[i % members] for i in range(total)])
+        api_cpu = api_watch.stop()
+        _drain([api_team], seconds=120)
         log(f"burst: {total} POSTs from one member (load {os.getloadavg()[0]:.1f})")
         one, one_span = _burst(client, target, [solo_state] * total)
 
-        accepted_ids = list(Generation.objects.filter(team__in=[team, solo_team]).values_list("pk", flat=True))
+        accepted_ids = list(Generation.objects.filter(team__in=[team, solo_team, api_team]).values_list("pk", flat=True))
         give_up = time.monotonic() + 240
         pending = len(accepted_ids)
         while time.monotonic() < give_up:
@@ -351,6 +413,8 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
 
     many_check = _check(target, many, owners, allowed)
     one_check = _check(target, one, [0] * total, {0: solo_allowed})
+    api_check = _check(api_target, api, owners, allowed)
+    p50_api, p95_api = percentile([r[2] for r in api], 50), percentile([r[2] for r in api], 95)
     finals = dict.fromkeys(Status.values, 0)
     for status in Generation.objects.filter(pk__in=accepted_ids).values_list("status", flat=True):
         finals[status] += 1
@@ -361,6 +425,7 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
     p95_one = percentile([r[2] for r in one], 95)
     correct = (not many_check["members_mismatched"] and not many_check["unexpected_count"]
                and not one_check["members_mismatched"] and not one_check["unexpected_count"])
+    api_correct = not api_check["members_mismatched"] and not api_check["unexpected_count"]
     lost = len(accepted_ids) - finals.get(Status.SUCCEEDED, 0)
     details = {"members": members, "per_member": per_member, "cost": cost, "many": many_check, "one": one_check,
                "span_many_s": many_span, "span_one_s": one_span, "p50_many": percentile([r[2] for r in many], 50),
@@ -368,7 +433,10 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
                "final_statuses": finals, "pending_after_drain": pending, "drain_s": drain, "ledger_ok": ledger_ok,
                "wallets": len(checks), "served_per_s_many": total / many_span,
                "cpu_ms_per_post_many": {k: round(1000 * v / total, 1) for k, v in cpu.items() if not k.startswith("load")},
-               "load_many": [round(cpu["load_before"], 2), round(cpu["load_after"], 2)]}
+               "load_many": [round(cpu["load_before"], 2), round(cpu["load_after"], 2)],
+               "api": api_check, "span_api_s": api_span, "p50_api": p50_api, "p95_api": p95_api,
+               "served_per_s_api": total / api_span, "load_api": round(api_load, 2),
+               "gunicorn_cpu_ms_per_post_api": round(1000 * api_cpu["gunicorn"] / total, 1)}
     log(f"burst: {details}")
     p50_many = details["p50_many"]
     per_post = details["cpu_ms_per_post_many"]
@@ -385,6 +453,17 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
         Row("burst", "p95 response time, 50 members (vs 1 member)", f"{1000 * p95_many:.0f} ms",
             f"{1000 * p95_one:.0f} ms one member", f"{p95_many / p95_one:.2f}" if p95_one else "—",
             "≤ 1.1x one member's (no cross-member lock wait; 10 % for noise)", p95_many <= p95_one * 1.1),
+        Row("burst", f"API creates, 50 members, the same schedule (load {api_load:.1f})",
+            f"{total / api_span:.1f}/s, p50 {1000 * p50_api:.0f} ms, p95 {1000 * p95_api:.0f} ms",
+            f"studio {total / many_span:.1f}/s, p95 {1000 * p95_many:.0f} ms",
+            f"p95 {p95_api / p95_many:.2f}x, rate {(total / many_span) / (total / api_span):.2f}x" if p95_many else "—",
+            "within 1.2x of the studio's POST (p95 and rate)",
+            p95_api <= 1.2 * p95_many and total / api_span >= (total / many_span) / 1.2),
+        Row("burst", "API: web CPU ms per create (studio's POST)",
+            f"{details['gunicorn_cpu_ms_per_post_api']:g} ms", f"{per_post.get('gunicorn', 0):g} ms", "—", "—"),
+        Row("burst", f"{total} API creates / {members} members: accepted/refused right",
+            f"{api_check['accepted']} ok + {api_check['refused']} refused in {api_span:.1f} s", "—", "—",
+            "exactly the affordable ones", api_correct),
         Row("burst", "queue drained: accepted jobs not succeeded", f"{lost} of {len(accepted_ids)}",
             f"drained in {drain:.0f} s", "—", "0, ledger verifies", lost == 0 and pending == 0 and ledger_ok),
     ], details

@@ -15,8 +15,29 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from zipstream import ZIP_STORED, ZipStream
 
+from generations.models import Kind, Media
+
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 MEDIA_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
+
+
+THUMBNAIL_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}
+
+
+def thumbnail_type(field_file: FieldFile) -> str | None:
+    """A stored thumbnail's Content-Type, from its extension (None for one Kiln does not make)."""
+    ext = field_file.name.rsplit(".", 1)[-1].lower() if "." in field_file.name else ""
+    return THUMBNAIL_TYPES.get(ext)
+
+
+def preview_of(media: Media) -> tuple[FieldFile, str] | None:
+    """What shows a result small: its thumbnail (a video's poster frame), else an image itself;
+    None for a video with neither."""
+    if media.thumbnail:
+        return media.thumbnail, thumbnail_type(media.thumbnail) or "application/octet-stream"
+    if media.kind == Kind.IMAGE:
+        return media.file, media.mime_type
+    return None
 
 
 def _harden(response: HttpResponse, *, private: bool) -> HttpResponse:

@@ -46,7 +46,7 @@ from generations.gallery import queries as gallery_queries
 from generations.models import Generation, InputRole, Kind, Media
 from generations.models import Status as JobStatus
 from generations.providers.registry import model_label
-from generations.serving import serve_file
+from generations.serving import preview_of, serve_file
 from generations.studio import services as studio_services
 
 router = Router(tags=["Generations"])
@@ -58,7 +58,6 @@ ROLES = frozenset(role for role, _ in InputRole.choices)
 REQUEST_FIELDS = frozenset({"model", "operation", "prompt", "negative_prompt"})
 RETRYABLE = (JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED)
 _MEDIA_IN_PATH = re.compile(r"/(?:m|api/v1/media)/([0-9a-fA-F-]{32,36})(?:/|$)")
-_THUMBNAIL_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}
 
 _WRITE = {401: Problem, 403: Problem, 404: Problem}
 MULTIPART_NOTE = ("To upload input files, send ``multipart/form-data``: the request as JSON in a ``payload`` "
@@ -511,10 +510,7 @@ def download(request, id: str):
 @router.get("/media/{id}/thumbnail", response={200: None, **_FILE_ERRORS}, url_name="media_thumbnail",
             summary="A result's thumbnail (a video's poster frame)", openapi_extra={"responses": _FILE_RESPONSES})
 def thumbnail(request, id: str):
-    item = _media(request, id)
-    if item.thumbnail:
-        ext = item.thumbnail.name.rsplit(".", 1)[-1].lower()
-        return _file(request, item.thumbnail, _THUMBNAIL_TYPES.get(ext, "application/octet-stream"))
-    if item.kind == Kind.IMAGE:
-        return _file(request, item.file, item.mime_type)
-    raise Http404("No poster frame for this video.")
+    preview = preview_of(_media(request, id))
+    if preview is None:
+        raise Http404("No poster frame for this video.")
+    return _file(request, *preview)

@@ -38,7 +38,7 @@ from generations.gallery.queries import (
 from generations.gallery.templatetags import state_token_of
 from generations.models import TERMINAL, Generation, InputMedia, Kind, Status
 from generations.providers.registry import PROVIDER_NAMES, PROVIDERS, get_provider
-from generations.serving import serve_file, zip_response
+from generations.serving import preview_of, serve_file, zip_response
 from generations.share.services import MAX_GENERATIONS as MAX_SHARED
 from generations.studio import services as studio_services
 
@@ -48,7 +48,6 @@ ZIP_MAX_RESULTS = 100  # results in one "Download as zip": each streams for as l
 
 CARD_SIZES = [("small", "Small"), ("medium", "Medium"), ("large", "Large")]  # the grid's densities (layout.js)
 
-_THUMBNAIL_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}
 
 
 def _get_generation(membership: Membership, public_id) -> Generation:
@@ -465,13 +464,10 @@ def media(request: HttpRequest, media_public_id: uuid.UUID) -> HttpResponse:
 
 @require_GET
 def thumbnail(request: HttpRequest, media_public_id: uuid.UUID) -> HttpResponse:
-    item = _media(request, media_public_id)
-    if item.thumbnail:
-        ext = item.thumbnail.name.rsplit(".", 1)[-1].lower()
-        return serve_file(request, item.thumbnail, _THUMBNAIL_TYPES.get(ext, "application/octet-stream"))
-    if item.kind == Kind.IMAGE:
-        return serve_file(request, item.file, item.mime_type)
-    raise Http404("No poster frame for this video.")
+    preview = preview_of(_media(request, media_public_id))
+    if preview is None:
+        raise Http404("No poster frame for this video.")
+    return serve_file(request, *preview)
 
 
 @require_GET

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -27,7 +26,7 @@ from generations.access import get_generation_for_member, team_generations
 from generations.boards import services as boards
 from generations.boards.models import Board
 from generations.models import Generation, Kind, Media
-from generations.serving import serve_file
+from generations.serving import serve_file, thumbnail_type
 from generations.share import services as sharing
 from generations.share.models import ShareLink
 from project.cache_headers import no_store
@@ -42,7 +41,6 @@ EXPIRY_CHOICES = [
 ]
 _EXPIRY_DAYS = {"1d": 1, "7d": 7, "30d": 30}
 _MAX_EXPIRY_DAYS = 3650
-_THUMBNAIL_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}
 # Chat tools fetch og:image themselves; most refuse images above 5 MB.
 _OG_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 SHARES_PER_PAGE = 50
@@ -263,17 +261,12 @@ def _open_graph(request: HttpRequest, token: str, share: ShareLink, items: list[
         og["image_width"], og["image_height"] = media.width, media.height
     elif media.thumbnail:
         og["image"] = _absolute(request, media.share_thumb_url)
-        og["image_type"] = _thumbnail_type(media.thumbnail) or ""
+        og["image_type"] = thumbnail_type(media.thumbnail) or ""
     if media.kind == Kind.VIDEO:
         og["video"] = {"url": _absolute(request, media.share_url), "type": media.mime_type,
                        "width": media.width, "height": media.height,
                        "secure": og["url"].startswith("https://")}
     return og
-
-
-def _thumbnail_type(field: FieldFile) -> str | None:
-    ext = field.name.rsplit(".", 1)[-1].lower() if "." in field.name else ""
-    return _THUMBNAIL_TYPES.get(ext)
 
 
 def _serve_shared(request: HttpRequest, token: str, media_id: uuid.UUID, variant: str) -> HttpResponse:
@@ -284,7 +277,7 @@ def _serve_shared(request: HttpRequest, token: str, media_id: uuid.UUID, variant
     if media is None:
         return _gone(request)
     if variant == "thumb":
-        field, content_type = media.thumbnail, _thumbnail_type(media.thumbnail)
+        field, content_type = media.thumbnail, thumbnail_type(media.thumbnail)
         if not field or content_type is None:
             return _gone(request)
     else:
