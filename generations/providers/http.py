@@ -195,8 +195,10 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str], *, deadline_sec
 
     The address guard applies as to provider calls (checked before sending and at connect time).
     Redirects are not followed (a 3xx is an answer, not a 2xx). At most ``max_bytes`` of the
-    body are read. The deadline is the whole request's, connecting and every read included
-    (``_deadline``): a receiver trickling its headers cannot hold the worker past it.
+    body are read. The deadline is the whole request's, connecting (each address) and every read
+    included (``_deadline``): a receiver trickling its headers cannot hold the worker past it.
+    Once the status line and headers are in, they are the answer, however slowly the body comes.
+    (The name's DNS lookup is the resolver's; it is not cut.)
     Raises DownloadError when nothing usable came back."""
     deadline = time.monotonic() + deadline_seconds
     policy = _policy(None, ())
@@ -207,10 +209,13 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str], *, deadline_sec
         with client().stream("POST", url, content=body, headers=headers,
                              timeout=httpx.Timeout(min(10.0, deadline_seconds), connect=5.0)) as response:
             head = b""
-            for chunk in response.iter_raw():
-                head += chunk[: max_bytes - len(head)]
-                if len(head) >= max_bytes or time.monotonic() > deadline:
-                    break
+            try:
+                for chunk in response.iter_raw():
+                    head += chunk[: max_bytes - len(head)]
+                    if len(head) >= max_bytes:
+                        break
+            except httpx.TimeoutException:
+                pass  # the status came in time: that is the answer (a 2xx acknowledges), however slow the body
             return WebhookAnswer(response.status_code, short(head.decode("utf-8", "replace"), 200))
     except httpx.TimeoutException:
         raise DownloadError("The endpoint did not answer in time.", retryable=True) from None
@@ -367,7 +372,8 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._stream = stream
 
     @staticmethod
-    def _timeout(timeout: float | None, error: type[Exception]) -> float | None:
+    def remaining(timeout: float | None, error: type[Exception]) -> float | None:
+        """``timeout``, cut to what is left of the current request's deadline (if it has one)."""
         end = _deadline.get()
         if end is None:
             return timeout
@@ -377,17 +383,17 @@ class _DeadlineStream(httpcore.NetworkStream):
         return remaining if timeout is None else min(timeout, remaining)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, self._timeout(timeout, httpcore.ReadTimeout))
+        return self._stream.read(max_bytes, self.remaining(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, self._timeout(timeout, httpcore.WriteTimeout))
+        self._stream.write(buffer, self.remaining(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._stream.close()
 
     def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
         return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
-                                                      self._timeout(timeout, httpcore.ConnectTimeout)))
+                                                      self.remaining(timeout, httpcore.ConnectTimeout)))
 
     def get_extra_info(self, info: str):
         return self._stream.get_extra_info(info)
@@ -401,11 +407,14 @@ class _CheckedBackend(httpcore.SyncBackend):
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         policy = _address_policy.get()
         if policy is None:
+            timeout = _DeadlineStream.remaining(timeout, httpcore.ConnectTimeout)
             return _DeadlineStream(super().connect_tcp(host, port, timeout, local_address, socket_options))
         error: Exception | None = None
         for address in _checked_addresses(host, port, policy):  # in the resolver's order
             try:
-                return _DeadlineStream(super().connect_tcp(address, port, timeout, local_address, socket_options))
+                # Each address gets what is left of the request's deadline, if it has one.
+                attempt = _DeadlineStream.remaining(timeout, httpcore.ConnectTimeout)
+                return _DeadlineStream(super().connect_tcp(address, port, attempt, local_address, socket_options))
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc  # the next address, as socket.create_connection would
         raise error or httpcore.ConnectError(f"No address for {host}.")

@@ -128,7 +128,11 @@ def generation_ended(pk: int) -> list[WebhookDelivery]:
     endpoints = _endpoints(generation.team_id, event)
     if not endpoints:
         return []
-    return write(endpoints, event, f"{event}:{generation.public_id}", generation_data(generation))
+    # The end's time is part of the key: a job that expired (Kiln could not know whether the
+    # provider took it) and then heard from its provider after all ends a second time, and that
+    # end is a second event; the same end written twice is still one.
+    end = generation.finished_at.isoformat() if generation.finished_at else ""
+    return write(endpoints, event, f"{event}:{generation.public_id}:{end}", generation_data(generation))
 
 
 def share_viewed(share, viewer: str) -> list[WebhookDelivery]:

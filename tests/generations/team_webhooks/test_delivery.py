@@ -15,7 +15,8 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from generations.models import Status
+from generations.engine import common, submit
+from generations.models import Generation, Status
 from generations.services import cancel_generation
 from generations.team_webhooks import delivery, outbox
 from generations.team_webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -281,3 +282,21 @@ def test_a_delivery_given_up_while_others_get_through_does_not_disable_the_endpo
     assert delivery.deliver(item.pk) == "given up"
     endpoint.refresh_from_db()
     assert endpoint.is_active and endpoint.consecutive_failures == 1
+
+
+def test_a_job_that_expired_then_failed_after_its_late_answer_sends_a_second_failed_event(
+        team, make, endpoint_for, woken, django_capture_on_commit_callbacks):
+    # docs/api.md: an expired job heard from after all ends again, and that end is an event too.
+    endpoint, _ = endpoint_for(team, "https://hooks.example.com/kiln")
+    with django_capture_on_commit_callbacks(execute=False):
+        g = make()
+    claimed = submit.claim_for_submit(g.pk)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert submit.mark_lost(g.pk, claimed, "test")          # expired, needs_review -> generation.failed
+    # The provider's answer arrives after all (submit._send's save(): EXPIRED -> SUBMITTED).
+    Generation.objects.filter(pk=g.pk).update(status=Status.SUBMITTED, provider_job_id="late", needs_review=False,
+                                              finished_at=None)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert common.fail(g.pk, Status.SUBMITTED, "The provider refused the prompt.")
+    sent = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("pk").values_list("payload", flat=True))
+    assert [p["data"]["status"] for p in sent] == ["expired", "failed"]
