@@ -12,6 +12,13 @@ It lives with the rest of the runtime, so gunicorn does not find it on its own:
 limit_request_line = 8190
 
 
+# Seconds a kept-alive connection waits for its next request (gunicorn's default is 2). A
+# script polling the API every 2 s (docs/api.md's example) sent its next request just as the
+# server closed the idle connection: "connection reset by peer" on a loaded host. 5 s lets a
+# client polling every few seconds keep its connection; an idle one holds no thread.
+keepalive = 5
+
+
 def post_worker_init(worker):
     """Said once a worker has loaded Kiln and can answer: what ``runkiln`` waits for before it
     says "Kiln is running" (gunicorn's own "Booting worker" comes before Django is loaded)."""

@@ -95,7 +95,9 @@ def shark(sandbox_key, team):
 def test_the_generate_command_creates_only_what_the_schema_accepts(owner, team, shark, params, prompt):
     model = get_provider("shark").get_model("openai/gpt-image-2")
     before = Generation.objects.count()
-    args = ["--team", "acme", "--user", "owner@acme.test", "--model", "openai/gpt-image-2", "--prompt", prompt]
+    # "--prompt=…" as one argument: a prompt such as "-:" given as its own argument is an
+    # option to argparse ("expected one argument"), as it is to any shell command.
+    args = ["--team", "acme", "--user", "owner@acme.test", "--model", "openai/gpt-image-2", f"--prompt={prompt}"]
     for name, value in params:
         args += ["--param", f"{name}={value}"]
     try:

@@ -57,3 +57,21 @@ def test_the_example_in_the_docs_submits_waits_and_downloads(tmp_path, api_url, 
     again = run_example(tmp_path, api_url, token)
     assert again.returncode == 0, again.stderr
     assert Generation.objects.count() == 1   # the same Idempotency-Key: nothing new, nothing reserved twice
+
+
+def test_a_script_polling_every_few_seconds_keeps_its_connection(api_url, token_for, owner, team):
+    """The example polls every 2 s on one kept-alive connection. With gunicorn's default
+    keep-alive (2 s) the server closed it just as the next poll went out ("connection reset
+    by peer" on a loaded host); the server now keeps an idle connection 5 s."""
+    import httpx
+
+    token = token_for(owner, team, scopes=("read",))
+    with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}) as client:
+        def port() -> int:
+            answer = client.get("/me")
+            assert answer.status_code == 200
+            return answer.extensions["network_stream"].get_extra_info("client_addr")[1]
+
+        first = port()
+        time.sleep(3)
+        assert port() == first, "the server closed the idle connection within 3 s"
