@@ -2,30 +2,10 @@
 secret (never stored) nor its hash is shown: the prefix is enough to tell tokens apart."""
 
 from django.contrib import admin, messages
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.tokens.models import AccessToken
-
-
-class TokenStateFilter(admin.SimpleListFilter):
-    """Live / expired / revoked, as ``AccessToken.state`` says (revoked wins over expired)."""
-
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return (("live", "Live"), ("expired", "Expired"), ("revoked", "Revoked"))
-
-    def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "live":
-            return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True)
-        if self.value() == "expired":
-            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
-        if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
+from project.admin_filters import RevocableStateFilter
 
 
 @admin.register(AccessToken)
@@ -35,7 +15,7 @@ class AccessTokenAdmin(admin.ModelAdmin):
 
     list_display = ("name", "prefix_shown", "member", "team", "scopes_shown", "state", "last_used_at", "expires_at",
                     "created")
-    list_filter = (TokenStateFilter, "membership__team")
+    list_filter = (RevocableStateFilter, "membership__team")
     list_select_related = ("membership__user", "membership__team", "revoked_by")
     search_fields = ("name", "prefix", "membership__user__email", "membership__team__name")
     date_hierarchy = "created"

@@ -1,33 +1,13 @@
 """Share links in the Django admin."""
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html_join
 
 from generations.share import services as sharing
 from generations.share.models import ShareLink
-
-
-class ShareStateFilter(admin.SimpleListFilter):
-    """Live / expired / revoked, as ``ShareLink.state`` says (revoked wins over expired)."""
-
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return (("live", "Live"), ("expired", "Expired"), ("revoked", "Revoked"))
-
-    def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "live":
-            return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True)
-        if self.value() == "expired":
-            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
-        if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
+from project.admin_filters import RevocableStateFilter
 
 
 @admin.register(ShareLink)
@@ -38,7 +18,7 @@ class ShareLinkAdmin(admin.ModelAdmin):
     and not shown here."""
 
     list_display = ("__str__", "team", "created_by", "state_label", "items", "view_count", "expires_at", "created")
-    list_filter = (ShareStateFilter, "show_prompt", "team")
+    list_filter = (RevocableStateFilter, "show_prompt", "team")
     list_select_related = ("team", "created_by")
     search_fields = ("title", "=public_id", "created_by__email", "=generations__public_id")
     date_hierarchy = "created"
