@@ -106,3 +106,33 @@ def envfernetkey(path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
     return value
+
+
+def envmediastorage(name: str) -> dict:
+    """The media storage: ``filesystem`` (default, ``MEDIA_ROOT``), ``s3`` (an S3-compatible bucket,
+    configured by the ``KILN_S3_*`` variables; needs the ``s3`` extra), or a storage class's dotted path."""
+    raw = os.environ.get(name, "").strip()
+    if raw in ("", "filesystem", "django.core.files.storage.FileSystemStorage"):
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    if raw != "s3":
+        return {"BACKEND": raw}
+    bucket = os.environ.get("KILN_S3_BUCKET", "").strip()
+    if not bucket:
+        raise ImproperlyConfigured(f"{name}=s3 needs KILN_S3_BUCKET (the bucket's name)")
+    endpoint = os.environ.get("KILN_S3_ENDPOINT_URL", "").strip()
+    if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ImproperlyConfigured(f"KILN_S3_ENDPOINT_URL must be an http(s) URL, got {endpoint!r}")
+    options = {
+        "bucket_name": bucket,
+        "region_name": os.environ.get("KILN_S3_REGION", "").strip() or "us-east-1",
+        "endpoint_url": endpoint or None,
+        # Empty: boto3's own chain (AWS_ACCESS_KEY_ID..., a profile, an instance role).
+        "access_key": os.environ.get("KILN_S3_ACCESS_KEY_ID", "").strip() or None,
+        "secret_key": os.environ.get("KILN_S3_SECRET_ACCESS_KEY", "").strip() or None,
+        "location": os.environ.get("KILN_S3_PREFIX", "").strip().strip("/"),
+        "querystring_expire": envint("KILN_S3_URL_SECONDS", 3600, minimum=60),
+        # Path-style (endpoint/bucket/key) for a non-AWS store: MinIO, Ceph and moto answer it
+        # without a DNS name per bucket.
+        "addressing_style": os.environ.get("KILN_S3_ADDRESSING_STYLE", "").strip() or ("path" if endpoint else None),
+    }
+    return {"BACKEND": "generations.storage.S3MediaStorage", "OPTIONS": options}

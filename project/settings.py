@@ -9,7 +9,16 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from project.env import envbool, envdatabase, envfernetkey, envint, envlist, envsecret, envstr
+from project.env import (
+    envbool,
+    envdatabase,
+    envfernetkey,
+    envint,
+    envlist,
+    envmediastorage,
+    envsecret,
+    envstr,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("KILN_VAR_DIR", str(BASE_DIR / "var")))
@@ -148,7 +157,8 @@ MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = None  # media is never served from a public directory: see generations.serving
 
 STORAGES = {
-    "default": {"BACKEND": envstr("KILN_MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage")},
+    # filesystem (MEDIA_ROOT) or s3 (KILN_S3_*; pip install 'kiln[s3]'); see docs/deploy.md.
+    "default": envmediastorage("KILN_MEDIA_STORAGE"),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG and envbool("KILN_MANIFEST_STATIC", True)

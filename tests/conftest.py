@@ -17,6 +17,14 @@ from accounts.models import Membership, Role, Team, User
 PASSWORD = "correct horse battery staple 42"
 
 
+def pytest_generate_tests(metafunc):
+    """A test marked ``media`` runs twice: on the file system, and on S3 (the ``s3`` variant)."""
+    if metafunc.definition.get_closest_marker("media") and "media_backend" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("media_backend")
+    if "media_backend" in metafunc.fixturenames:
+        metafunc.parametrize("media_backend", ["fs", pytest.param("s3", marks=pytest.mark.s3)], indirect=True)
+
+
 def pytest_collection_modifyitems(config, items):
     in_ci = bool(os.environ.get("CI"))
     on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
@@ -145,6 +153,26 @@ def _plain_static_storage(settings, tmp_path):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API server on loopback (moto, its own process), for the session."""
+    from tests.s3 import MotoServer
+
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def media_backend(request, settings, tmp_path):
+    """Where this test's media live: "fs" (MEDIA_ROOT in a temp dir) or "s3" (a fresh bucket on
+    ``s3_server``, under a prefix, as a deployment sharing a bucket would have it)."""
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = server.make_bucket()
+        settings.STORAGES = {**settings.STORAGES, "default": server.storages_default(bucket, prefix="kiln")}
+    return request.param
 
 
 # ---------------------------------------------------------------------------
