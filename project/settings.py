@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from accounts.oidc.config import socialaccount_providers
 from project.env import (
     envbool,
     envdatabase,
@@ -136,15 +137,7 @@ KILN_OIDC_PUBLIC_DOMAINS = [d.lower() for d in envlist("KILN_OIDC_PUBLIC_DOMAINS
 SOCIALACCOUNT_ADAPTER = "accounts.oidc.adapter.SocialAccountAdapter"
 SOCIALACCOUNT_STORE_TOKENS = False  # the refresh token is kept encrypted by accounts/oidc instead
 SOCIALACCOUNT_REQUESTS_TIMEOUT = KILN_OIDC_TIMEOUT_SECONDS
-SOCIALACCOUNT_PROVIDERS = {"openid_connect": {
-    "provider_class": "accounts.oidc.provider.KilnOIDCProvider",
-    "OAUTH_PKCE_ENABLED": True,
-    "APPS": [{
-        "provider_id": p["id"], "name": p["label"], "client_id": p["client_id"], "secret": p["secret"],
-        "settings": {"server_url": p["issuer"], "scope": p["scopes"], "auth_params": p["auth_params"],
-                     "oauth_pkce_enabled": True},
-    } for p in KILN_OIDC_PROVIDERS],
-}}
+SOCIALACCOUNT_PROVIDERS = socialaccount_providers(KILN_OIDC_PROVIDERS)
 # allauth's account app is installed for its models only; these match Kiln's e-mail-only users.
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}

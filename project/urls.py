@@ -13,7 +13,7 @@ admin.site.index_title = "Teams, provider keys and credits"
 
 urlpatterns = [
     # With password sign-in off, the admin's own password form is too (accounts/oidc/views.py).
-    *([] if settings.KILN_PASSWORD_LOGIN else [path("admin/login/", oidc_views.admin_login)]),
+    path("admin/login/", oidc_views.admin_login),
     path("admin/", admin.site.urls),
     # OpenID Connect sign-in, outside the accounts namespace: allauth reverses these names.
     path("accounts/oidc/", include(oidc_provider.urlpatterns)),

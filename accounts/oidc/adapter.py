@@ -81,7 +81,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def on_authentication_error(self, request, provider, error=None, exception=None, extra_context=None):
         provider_id = getattr(getattr(provider, "app", None), "provider_id", "")
-        log.warning("OpenID Connect sign-in through %s failed: %s %s", provider_id, error, exception or "")
+        cause = getattr(exception, "__cause__", None)
+        log.warning("OpenID Connect sign-in through %s failed: %s %s%s", provider_id, error, exception or "",
+                    f" ({cause.__class__.__name__}: {cause})" if cause else "")
         if error == "cancelled":
             message = "The sign-in was cancelled at the provider."
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -108,7 +108,9 @@ def breakglass_signin(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def admin_login(request: HttpRequest) -> HttpResponse:
-    """The admin's own password form is off with password sign-in: Kiln's page instead."""
+    """The admin's own password form, unless password sign-in is off: then Kiln's page."""
+    if settings.KILN_PASSWORD_LOGIN:
+        return admin.site.login(request)
     return redirect(f"{reverse('accounts:login')}?next={request.GET.get('next', reverse('admin:index'))}")
 
 
