@@ -133,3 +133,27 @@ def test_password_sign_in_still_works_beside_the_provider(oidc, client, owner):
     assert b"Sign in with Acme SSO" in page.content and b'name="password"' in page.content
     response = client.post("/accounts/login/", {"username": owner.email, "password": PASSWORD})
     assert response.status_code == 302 and signed_in_as(client) == owner
+
+
+def test_provider_settings_errors_name_the_variable(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from project.env import envoidcproviders
+
+    monkeypatch.setenv("KILN_OIDC_PROVIDERS", "okta")
+    monkeypatch.setenv("KILN_OIDC_OKTA_ISSUER", "https://acme.okta.com/")
+    with pytest.raises(ImproperlyConfigured, match="KILN_OIDC_OKTA_CLIENT_ID must be set"):
+        envoidcproviders("KILN_OIDC_PROVIDERS")
+    monkeypatch.setenv("KILN_OIDC_OKTA_CLIENT_ID", "0oa1")
+    monkeypatch.setenv("KILN_OIDC_OKTA_CLIENT_SECRET", "s3cret")
+    monkeypatch.setenv("KILN_OIDC_OKTA_SCOPES", "email profile")
+    with pytest.raises(ImproperlyConfigured, match="KILN_OIDC_OKTA_SCOPES must include openid"):
+        envoidcproviders("KILN_OIDC_PROVIDERS")
+    monkeypatch.setenv("KILN_OIDC_OKTA_SCOPES", "openid email profile offline_access")
+    monkeypatch.setenv("KILN_OIDC_OKTA_DOMAINS", "Acme.com, @acme.de")
+    (okta,) = envoidcproviders("KILN_OIDC_PROVIDERS")
+    assert okta["issuer"] == "https://acme.okta.com" and okta["label"] == "Okta"
+    assert okta["domains"] == ["acme.com", "acme.de"] and "offline_access" in okta["scopes"]
+    monkeypatch.setenv("KILN_OIDC_PROVIDERS", "Okta!")
+    with pytest.raises(ImproperlyConfigured, match="KILN_OIDC_PROVIDERS"):
+        envoidcproviders("KILN_OIDC_PROVIDERS")
