@@ -69,7 +69,7 @@ def test_domain_rule_joins_only_verified_people_at_its_domain_and_lists_them(
 def test_a_rule_needs_the_owner_at_that_domain_and_never_a_public_one(oidc, owner_with_identity, team, owner,
                                                                       settings):
     membership = Membership.objects.get(user=owner, team=team)
-    with pytest.raises(MembershipError, match="verified address at bigcorp.test first"):
+    with pytest.raises(MembershipError, match=r"verified address at bigcorp\.test first"):
         domains.create_rule(membership, "idp", "bigcorp.test", "member")
     Identity.objects.filter(user=owner).update(email="owner@gmail.com")
     with pytest.raises(MembershipError, match="public e-mail domain"):
