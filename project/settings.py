@@ -9,7 +9,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from accounts.oidc.config import socialaccount_providers
+from accounts.oidc.config import form_action_origins, socialaccount_providers
 from project.env import (
     envbool,
     envdatabase,
@@ -232,7 +232,8 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
-    "form-action": [CSP.SELF],
+    # The sign-in buttons' POST is redirected to the identity providers (accounts/oidc).
+    "form-action": [CSP.SELF, *form_action_origins(KILN_OIDC_PROVIDERS)],
 }
 
 # Celery: the broker only carries wake-ups; the database is the source of truth.

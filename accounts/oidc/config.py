@@ -12,3 +12,17 @@ def socialaccount_providers(providers: list[dict]) -> dict:
                          "oauth_pkce_enabled": True},
         } for p in providers],
     }}
+
+
+def form_action_origins(providers: list[dict]) -> list[str]:
+    """The providers' origins, for the CSP's ``form-action``: a sign-in button is a form whose
+    POST is redirected to the provider, and browsers check that redirect against it."""
+    from urllib.parse import urlsplit
+
+    origins = []
+    for p in providers:
+        parts = urlsplit(p["issuer"])
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in origins:
+            origins.append(origin)
+    return origins
