@@ -46,11 +46,18 @@ def _safe_next(request, next_url: str | None) -> str:
 def claims_of(sociallogin) -> services.Claims:
     account = sociallogin.account
     addresses = sociallogin.email_addresses or []
-    data = account.extra_data.get("userinfo") or account.extra_data.get("id_token") or {}
+    id_token = account.extra_data.get("id_token") or {}
+    userinfo = account.extra_data.get("userinfo") or {}
+    data = userinfo or id_token
+    verified = bool(addresses and addresses[0].verified)
+    if addresses and "email_verified" not in id_token and "email_verified" not in userinfo:
+        # Microsoft Entra never sends email_verified for work accounts; its optional claim
+        # xms_edov (the address's domain is verified by the tenant) is what it offers instead.
+        verified = id_token.get("xms_edov") is True
     return services.Claims(
         provider=account.provider, subject=account.uid,
         email=addresses[0].email if addresses else "",
-        email_verified=bool(addresses and addresses[0].verified),
+        email_verified=verified,
         name=str(data.get("name") or ""),
         refresh_token=getattr(sociallogin.token, "token_secret", "") or "",
     )
