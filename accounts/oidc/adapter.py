@@ -100,3 +100,10 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def is_open_for_signup(self, request, sociallogin):
         return False  # accounts are made by services.sign_in, never by allauth's signup
+
+    def list_apps(self, request, provider=None, client_id=None):
+        """Only the providers from the environment: a SocialApp row (allauth's own way to add
+        one) is not a provider of Kiln's."""
+        configured = {p["id"] for p in settings.KILN_OIDC_PROVIDERS}
+        return [app for app in super().list_apps(request, provider=provider, client_id=client_id)
+                if app.provider_id in configured and not app.pk]

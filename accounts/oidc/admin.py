@@ -1,3 +1,5 @@
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django.contrib import admin
 
 from accounts.oidc.models import DomainJoin, DomainRule, Identity
@@ -37,3 +39,10 @@ class DomainJoinAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# allauth is installed for its protocol only: its models stay empty (the providers come from the
+# environment, identities are Identity rows), so its admin pages would only mislead.
+for _model in (EmailAddress, SocialAccount, SocialApp, SocialToken):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
