@@ -275,4 +275,5 @@ class InvitationAdmin(admin.ModelAdmin):
 
 # Wallets and the ledger (R7) are registered below this line.
 from accounts.credits import admin as credits_admin  # noqa: E402, F401 (registers Wallet, LedgerEntry, reviews)
+from accounts.oidc import admin as oidc_admin  # noqa: E402, F401 (registers Identity, DomainRule, DomainJoin)
 from accounts.tokens import admin as tokens_admin  # noqa: E402, F401 (registers AccessToken)

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
 from accounts.models import Team
+from accounts.oidc.domains import buttons as oidc_buttons
 
 # The header's nav link to mark as current, by path prefix (first match wins).
 NAV_SECTIONS = [
@@ -24,7 +26,9 @@ def current_team(request):
     membership = getattr(request, "membership", None)
     section = nav_section(request.path)
     if not membership:
-        return {"membership": None, "team": None, "my_teams": [], "nav_section": section}
+        return {"membership": None, "team": None, "my_teams": [], "nav_section": section,
+                "password_login": settings.KILN_PASSWORD_LOGIN,
+                "oidc_providers": oidc_buttons()}
 
     def my_teams():
         # For the header's team switcher: only teams the user belongs to.
@@ -32,4 +36,5 @@ def current_team(request):
                     .order_by("name").only("public_id", "name"))
 
     return {"membership": membership, "team": membership.team, "my_teams": SimpleLazyObject(my_teams),
-            "nav_section": section}
+            "nav_section": section, "password_login": settings.KILN_PASSWORD_LOGIN,
+                "oidc_providers": oidc_buttons()}

@@ -16,6 +16,15 @@ class SignInForm(AuthenticationForm):
         # Addresses are stored in lower case; people type them in any case.
         return (self.cleaned_data.get("username") or "").strip().lower()
 
+    def confirm_login_allowed(self, user):
+        """An account a provider refused at a recheck is refused here too (accounts/oidc)."""
+        super().confirm_login_allowed(user)
+        from accounts.oidc.services import access_lost
+
+        if access_lost(user):
+            raise forms.ValidationError("Your company's sign-in provider no longer accepts this account: "
+                                        "sign in through it instead.", code="access_lost")
+
 
 class ChoosePasswordForm(SetPasswordForm):
     """The password an invitee chooses (validated against the invited address, which

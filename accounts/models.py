@@ -170,4 +170,5 @@ class Invitation(models.Model):
 
 # The credits room's models: imported here so Django registers them with this app.
 from accounts.credits.models import LedgerEntry, LedgerKind, Wallet  # noqa: E402, F401
+from accounts.oidc.models import DomainJoin, DomainRule, Identity  # noqa: E402, F401
 from accounts.tokens.models import AccessToken  # noqa: E402, F401

@@ -2,6 +2,7 @@
 
 from accounts import views
 from accounts.credits import views as credit_views
+from accounts.oidc import views as oidc_views
 from accounts.tokens import views as token_views
 from generations.keys import views as key_views
 from generations.prompt_templates import views as template_views
@@ -16,4 +17,5 @@ urlpatterns = [
     *webhook_views.urlpatterns,
     *credit_views.urlpatterns,
     *token_views.urlpatterns,
+    *oidc_views.urlpatterns,
 ]

@@ -13,7 +13,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.messages.views import SuccessMessageMixin
 from django.db.models import Case, IntegerField, Q, Value, When
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import Resolver404, path, resolve, reverse, reverse_lazy
 from django.utils import timezone
@@ -31,14 +37,38 @@ from accounts.forms import (
     SignInForm,
 )
 from accounts.models import Invitation, InvitationState, Membership, Role, User
+from accounts.oidc.domains import buttons as oidc_buttons
 from accounts.teams import SESSION_KEY, require_manager, require_membership
 from project import ratelimit
 
 
+def password_login_on(view):
+    """404 for the password pages while password sign-in is off (``KILN_PASSWORD_LOGIN=0``)."""
+
+    def check(request, *args, **kwargs):
+        if not settings.KILN_PASSWORD_LOGIN:
+            raise Http404("Password sign-in is off: sign in through your identity provider.")
+        return view(request, *args, **kwargs)
+
+    return check
+
+
 class SignInView(auth_views.LoginView):
+    """E-mail and password (throttled by django-axes), and a button per identity provider
+    (accounts/oidc). With ``KILN_PASSWORD_LOGIN=0`` only the buttons, and a POST is refused."""
+
     template_name = "accounts/login.html"
     authentication_form = SignInForm
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if not settings.KILN_PASSWORD_LOGIN:
+            return HttpResponseForbidden("Password sign-in is off: sign in through your identity provider.")
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(**kwargs, oidc_providers=oidc_buttons(),
+                                        password_login=settings.KILN_PASSWORD_LOGIN)
 
 
 class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
@@ -117,7 +147,8 @@ def switch_team(request: HttpRequest) -> HttpResponse:
 def _members(membership: Membership):
     role_order = Case(When(role=Role.OWNER, then=Value(0)), When(role=Role.ADMIN, then=Value(1)),
                       default=Value(2), output_field=IntegerField())
-    return (Membership.objects.active().filter(team_id=membership.team_id).select_related("user")
+    return (Membership.objects.active().filter(team_id=membership.team_id)
+            .select_related("user", "domain_join__rule")
             .annotate(role_order=role_order).order_by("role_order", "user__email"))
 
 
@@ -243,7 +274,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             if request.method == "POST":
                 return _joined(request, invitations.accept(token, request.user))
             return _invitation_page(request, {"invitation": invite, "step": "join"})
-        if invitations.needs_sign_in(invite):
+        if not settings.KILN_PASSWORD_LOGIN or invitations.needs_sign_in(invite):
             return _invitation_page(request, {
                 "invitation": invite, "step": "sign_in",
                 "sign_in_url": f"{reverse('accounts:login')}?next={request.path}"})
@@ -307,10 +338,11 @@ def member_remove(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
 urlpatterns = [
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password/", PasswordChangeView.as_view(), name="password_change"),
-    path("password/reset/", PasswordResetView.as_view(), name="password_reset"),
-    path("password/reset/sent/", PasswordResetDoneView.as_view(), name="password_reset_done"),
-    path("password/reset/<uidb64>/<token>/", PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("password/", password_login_on(PasswordChangeView.as_view()), name="password_change"),
+    path("password/reset/", password_login_on(PasswordResetView.as_view()), name="password_reset"),
+    path("password/reset/sent/", password_login_on(PasswordResetDoneView.as_view()), name="password_reset_done"),
+    path("password/reset/<uidb64>/<token>/", password_login_on(PasswordResetConfirmView.as_view()),
+         name="password_reset_confirm"),
     path("invitation/<str:token>/", invitation, name="invitation"),
     path("switch-team/", switch_team, name="switch_team"),
     path("team/", members, name="members"),

@@ -1,6 +1,7 @@
 """Environment helpers for settings: every bad value fails loudly, naming the variable."""
 
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -136,3 +137,48 @@ def envmediastorage(name: str) -> dict:
         "addressing_style": os.environ.get("KILN_S3_ADDRESSING_STYLE", "").strip() or ("path" if endpoint else None),
     }
     return {"BACKEND": "generations.storage.S3MediaStorage", "OPTIONS": options}
+
+
+_OIDC_ID = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def envoidcproviders(name: str) -> list[dict]:
+    """The OpenID Connect providers people may sign in with: ``KILN_OIDC_PROVIDERS=google,okta``
+    names them, and each has its own ``KILN_OIDC_<ID>_*`` variables (ISSUER, CLIENT_ID,
+    CLIENT_SECRET required; LABEL, SCOPES, AUTH_PARAMS, DOMAINS optional). One variable per value
+    rather than one JSON blob: an operator sets, rotates and reads each secret on its own, and a
+    mistake is named by its variable."""
+    providers = []
+    for provider_id in envlist(name):
+        if not _OIDC_ID.match(provider_id):
+            raise ImproperlyConfigured(f"{name}: {provider_id!r} is not a provider id (lower-case letters, "
+                                       "digits and dashes, starting with a letter)")
+        prefix = f"KILN_OIDC_{provider_id.upper().replace('-', '_')}_"
+
+        def value(key: str, *, required: bool = False, default: str = "", _prefix=prefix, _id=provider_id) -> str:
+            raw = os.environ.get(_prefix + key, "").strip()
+            if required and not raw:
+                raise ImproperlyConfigured(f"{_prefix}{key} must be set: {name} names {_id!r}")
+            return raw or default
+
+        issuer = value("ISSUER", required=True).rstrip("/")
+        if urlsplit(issuer).scheme not in ("http", "https") or not urlsplit(issuer).hostname:
+            raise ImproperlyConfigured(f"{prefix}ISSUER must be the provider's https URL, got {issuer!r}")
+        scopes = value("SCOPES", default="openid email profile").replace(",", " ").split()
+        if "openid" not in scopes:
+            raise ImproperlyConfigured(f"{prefix}SCOPES must include openid, got {' '.join(scopes)!r}")
+        domains = [d.strip().lower().lstrip("@") for d in value("DOMAINS").split(",") if d.strip()]
+        providers.append({
+            "id": provider_id,
+            "label": value("LABEL", default=provider_id.replace("-", " ").title()),
+            "issuer": issuer,
+            "client_id": value("CLIENT_ID", required=True),
+            "secret": value("CLIENT_SECRET", required=True),
+            "scopes": scopes,
+            # Extra parameters of the authorization request, as a query string
+            # (Google's refresh token: access_type=offline&prompt=consent).
+            "auth_params": {k: v[-1] for k, v in parse_qs(value("AUTH_PARAMS")).items()},
+            # Empty: the provider may vouch for any address; else only for these domains.
+            "domains": domains,
+        })
+    return providers

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from accounts.oidc.config import form_action_origins, socialaccount_providers
 from project.env import (
     envbool,
     envdatabase,
@@ -16,6 +17,7 @@ from project.env import (
     envint,
     envlist,
     envmediastorage,
+    envoidcproviders,
     envsecret,
     envstr,
 )
@@ -43,6 +45,11 @@ INSTALLED_APPS = [
     "django_htmx",
     "ninja",
     "axes",
+    # OpenID Connect sign-in (accounts/oidc): allauth's provider, not its account pages.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "accounts",
     "generations",
     "project.runtime",
@@ -59,6 +66,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # Before the team is read: a person whose provider refused them is signed out first.
+    "accounts.oidc.middleware.ProviderRecheckMiddleware",
     "accounts.middleware.CurrentTeamMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -106,6 +116,33 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "generations:studio"
 LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Sign-in through the company's identity provider (accounts/oidc; README, "Sign in with OpenID
+# Connect"). KILN_OIDC_PROVIDERS=google,okta with KILN_OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET,
+# _LABEL, _SCOPES, _AUTH_PARAMS, _DOMAINS per provider (project/env.py, envoidcproviders).
+KILN_OIDC_PROVIDERS = envoidcproviders("KILN_OIDC_PROVIDERS")
+# E-mail and password sign-in (with reset and change). Off: only the providers' buttons; a
+# superuser's way in when the provider is down is `manage.py breakglass EMAIL`.
+KILN_PASSWORD_LOGIN = envbool("KILN_PASSWORD_LOGIN", True)
+if not KILN_PASSWORD_LOGIN and not KILN_OIDC_PROVIDERS:
+    raise ImproperlyConfigured("KILN_PASSWORD_LOGIN=0 needs KILN_OIDC_PROVIDERS: nobody could sign in")
+# How long Kiln trusts a provider's word: past it, the next request (page or API) asks the provider
+# again with the stored refresh token; refused or disabled, the session ends and API tokens stop.
+KILN_OIDC_RECHECK_SECONDS = envint("KILN_OIDC_RECHECK_SECONDS", 900, minimum=30)
+# Deadline of each request to a provider (discovery, keys, token, refresh), seconds.
+KILN_OIDC_TIMEOUT_SECONDS = envint("KILN_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+# Domains a team's domain rule may not name (free mail: anyone can have an address there),
+# added to the built-in list in accounts/oidc/domains.py.
+KILN_OIDC_PUBLIC_DOMAINS = [d.lower() for d in envlist("KILN_OIDC_PUBLIC_DOMAINS")]
+SOCIALACCOUNT_ADAPTER = "accounts.oidc.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_STORE_TOKENS = False  # the refresh token is kept encrypted by accounts/oidc instead
+SOCIALACCOUNT_REQUESTS_TIMEOUT = KILN_OIDC_TIMEOUT_SECONDS
+SOCIALACCOUNT_PROVIDERS = socialaccount_providers(KILN_OIDC_PROVIDERS)
+# allauth's account app is installed for its models only; these match Kiln's e-mail-only users.
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
 
 # Invitations (accounts.invitations): how long an e-mailed link stays valid.
 KILN_INVITATION_DAYS = envint("KILN_INVITATION_DAYS", 7, minimum=1)
@@ -195,7 +232,8 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
-    "form-action": [CSP.SELF],
+    # The sign-in buttons' POST is redirected to the identity providers (accounts/oidc).
+    "form-action": [CSP.SELF, *form_action_origins(KILN_OIDC_PROVIDERS)],
 }
 
 # Celery: the broker only carries wake-ups; the database is the source of truth.

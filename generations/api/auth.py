@@ -5,6 +5,10 @@ still in the team) and makes the request act as that member: ``request.user`` an
 ``request.membership`` are the token's, read afresh on every request, so removing a member
 or revoking a token takes effect at once. ``request.auth`` is the token.
 
+A member who signed in through an identity provider is re-checked as a session is
+(``accounts.oidc.services.recheck``: past ``KILN_OIDC_RECHECK_SECONDS`` the provider is asked
+again): a provider that refused them makes every token of theirs answer 401 ``access-lost``.
+
 A session cookie never authenticates the API; that is why CSRF does not apply to it (an
 attacker's page cannot make a browser send a bearer token).
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 from django.conf import settings
 from ninja.security import HttpBearer
 
+from accounts.oidc.services import recheck
 from accounts.tokens.models import AccessToken
 from accounts.tokens.services import find_token
 from generations.api.problems import ApiProblem
@@ -36,6 +41,9 @@ class TokenAuth(HttpBearer):
             raise ApiProblem(429, f"This token made more than {decision.limit} requests this minute; "
                                   f"try again in {decision.retry_after} s.", slug="rate-limited",
                              headers={"Retry-After": str(decision.retry_after)})
+        check = recheck(found.membership.user)
+        if check.problem:
+            raise ApiProblem(401, f"This token's member lost access: {check.problem}", slug="access-lost")
         request.user = found.membership.user
         request.membership = found.membership
         return found
