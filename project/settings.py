@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.CurrentTeamMiddleware",
     "axes.middleware.AxesMiddleware",
+    # A media storage that cannot be used (a missing bucket, refused credentials): 503, cause logged.
+    "generations.storage_errors.StorageUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
