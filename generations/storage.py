@@ -171,6 +171,10 @@ class S3MediaStorage(S3Storage):
             return False
         return True
 
+    def location_of(self, name) -> str:
+        """``s3://bucket/key``: where an operator finds a file with the store's own tools."""
+        return f"s3://{self.bucket_name}/{self._normalize_name(clean_name(name))}"
+
     # -- writes ----------------------------------------------------------------------------
 
     def _save(self, name, content):
