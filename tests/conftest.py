@@ -175,6 +175,35 @@ def media_backend(request, settings, tmp_path):
     return request.param
 
 
+@pytest.fixture
+def media_env(request, settings) -> dict[str, str]:
+    """What a Kiln process a test starts (a worker, a web server) needs in its environment to
+    keep media where this test does: the bucket of the ``s3`` variant, else MEDIA_ROOT."""
+    default = settings.STORAGES["default"]
+    if default["BACKEND"] != "generations.storage.S3MediaStorage":
+        return {"MEDIA_ROOT": str(settings.MEDIA_ROOT)}
+    options = default["OPTIONS"]
+    return request.getfixturevalue("s3_server").env(options["bucket_name"], options["location"])
+
+
+def stored_names(prefix: str = "") -> list[str]:
+    """Every file in the media storage under ``prefix``, through the storage API (the same
+    question on the file system and on a bucket)."""
+    from django.core.files.storage import default_storage
+
+    def walk(folder: str) -> list[str]:
+        folders, files = default_storage.listdir(folder)
+        found = [f"{folder}/{name}".lstrip("/") for name in files]
+        for sub in folders:
+            found += walk(f"{folder}/{sub}".lstrip("/"))
+        return found
+
+    try:
+        return walk(prefix.rstrip("/"))
+    except FileNotFoundError:  # a MEDIA_ROOT nothing was ever written to
+        return []
+
+
 # ---------------------------------------------------------------------------
 # The provider sandbox (generations/sandbox): real HTTP on loopback.
 # ``sandbox_server`` (session) starts it once; ``sandbox`` (function) is the same
