@@ -179,6 +179,8 @@ def media_backend(request, settings, tmp_path):
 def media_env(request, settings) -> dict[str, str]:
     """What a Kiln process a test starts (a worker, a web server) needs in its environment to
     keep media where this test does: the bucket of the ``s3`` variant, else MEDIA_ROOT."""
+    if "media_backend" in request.fixturenames:
+        request.getfixturevalue("media_backend")  # the variant's settings first, whatever the fixtures' order
     default = settings.STORAGES["default"]
     if default["BACKEND"] != "generations.storage.S3MediaStorage":
         return {"MEDIA_ROOT": str(settings.MEDIA_ROOT)}
