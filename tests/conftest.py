@@ -21,7 +21,8 @@ def pytest_generate_tests(metafunc):
     """A test marked ``media`` runs twice: on the file system, and on S3 (the ``s3`` variant)."""
     if metafunc.definition.get_closest_marker("media") and "media_backend" not in metafunc.fixturenames:
         metafunc.fixturenames.append("media_backend")
-    if "media_backend" in metafunc.fixturenames:
+    pinned = any("media_backend" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+    if "media_backend" in metafunc.fixturenames and not pinned:  # a test may pin one variant itself
         metafunc.parametrize("media_backend", ["fs", pytest.param("s3", marks=pytest.mark.s3)], indirect=True)
 
 
