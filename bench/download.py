@@ -16,6 +16,13 @@ sha256, the write) rather than this VM's disk, whose write speed swings between
 about 150 MB/s and 1.4 GB/s. One more Kiln run into var/bench/ (the disk) is
 reported for information.
 
+On S3 (``--child-s3``): the same download, then stored in a bucket of a real S3 API server
+on loopback (moto, its own process) as the download task stores a result: the temporary
+file, then ``storage.save``'s multipart upload (8 MiB parts, two in flight). The figures are
+the RSS growth of that process over both steps (target: under 64 MB, the file-only growth of
+the same run beside it) and the largest temporary file (the whole download: docs/deploy.md
+says why).
+
 Two more baselines, also alternating, say what the target asks of this host:
 ``curl -o FILE`` into tmpfs (curl storing the file, no checksum) and
 ``curl | tee FILE | sha256sum`` (curl doing Kiln's whole job in C).
@@ -59,6 +66,47 @@ def child(url: str, directory: str) -> None:
         seconds = time.perf_counter() - started
     print(json.dumps({"bytes": got.bytes, "seconds": seconds, "rss_before": rss_before,
                       "hwm_before": hwm_before, "hwm_after": _vm("VmHWM"), "sha256": got.sha256}))
+
+
+def child_s3(url: str, directory: str) -> None:
+    """The same download, then into the bucket as ``engine.download`` stores a result on S3:
+    the whole file in a temporary file (the decoders seek in it), then ``storage.save``'s
+    multipart upload. The environment names the bucket (``MotoServer.env``)."""
+    common.setup_django()
+    from django.conf import settings
+    from django.core.files.base import File
+    from django.core.files.storage import default_storage
+
+    from generations.providers import http
+
+    http.client()
+    default_storage.exists("bench/warm-up")  # the S3 client made (and its imports paid) before the figure
+    rss_before, hwm_before = _vm("VmRSS"), _vm("VmHWM")
+    with tempfile.NamedTemporaryFile(dir=directory, prefix="kiln-bench-download-") as fh:
+        started = time.perf_counter()
+        got = http.download(url, fh, max_bytes=settings.KILN_MAX_VIDEO_BYTES)
+        fh.flush()
+        largest_temp = os.path.getsize(fh.name)
+        fh.seek(0)
+        name = default_storage.save("bench/download.mp4", File(fh, name="download.mp4"))
+        seconds = time.perf_counter() - started
+    stored = default_storage.size(name)
+    default_storage.delete(name)
+    print(json.dumps({"bytes": got.bytes, "stored": stored, "seconds": seconds, "rss_before": rss_before,
+                      "hwm_before": hwm_before, "hwm_after": _vm("VmHWM"), "largest_temp": largest_temp}))
+
+
+def _kiln_s3(url: str) -> dict:
+    """``child_s3`` against a real S3 API server on loopback (moto, its own process)."""
+    sys.path.insert(0, str(common.ROOT))
+    from tests.s3 import MotoServer
+
+    with MotoServer() as server:
+        env = {**os.environ, **common.environment(), **server.env(server.make_bucket(), "kiln")}
+        env.pop("MEDIA_ROOT", None)
+        out = subprocess.run([common.PY, "-m", "bench.download", "--child-s3", url, TMPFS], cwd=common.ROOT,
+                             env=env, capture_output=True, text=True, timeout=900, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _kiln(url: str, directory: str = TMPFS) -> dict:
@@ -123,6 +171,9 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
     assert {r["sha256"] for r in [*kiln, *same]} == {kiln[0]["sha256"]}, "the two disagree on the bytes"
     disk = _kiln(url, str(common.VAR))
     log(f"download: kiln to disk {disk}")
+    s3 = _kiln_s3(url)
+    log(f"download: kiln into S3 (moto) {s3}")
+    assert s3["stored"] == s3["bytes"] >= size, s3
     for got in [*kiln, *curl, *same, *to_file, disk]:
         assert got["bytes"] >= size, got
     best_kiln = max(kiln, key=lambda r: r["bytes"] / r["seconds"])
@@ -137,10 +188,12 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
     growth = max(r["hwm_after"] - r["rss_before"] for r in [*kiln, disk]) / MB
     disk_rate = disk["bytes"] / disk["seconds"] / MB
     ratio = kiln_rate / curl_rate
+    s3_growth = (s3["hwm_after"] - s3["rss_before"]) / MB
     details = {"bytes": size, "kiln": kiln, "curl": curl, "kiln_mb_s": kiln_rate, "kiln_disk_mb_s": disk_rate, "disk": disk, "curl_mb_s": curl_rate,
                "curl_same_work": same, "curl_same_work_mb_s": same_rate,
                "curl_to_file": to_file, "curl_to_file_mb_s": file_rate, "sha256_alone_mb_s": sha_rate,
-               "rss_growth_mb": growth, "rss_before_mb": kiln[0]["rss_before"] / MB}
+               "rss_growth_mb": growth, "rss_before_mb": kiln[0]["rss_before"] / MB,
+               "s3": s3, "s3_rss_growth_mb": s3_growth}
     label = f"{size // MB} MB chunked"
     return [
         Row("download", f"peak RSS growth, {label}", f"{growth:.1f} MB",
@@ -154,11 +207,20 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
         Row("download", "sha256 alone on this CPU, in memory (the ceiling)", f"{sha_rate:.0f} MB/s",
             f"{curl_rate:.0f} MB/s curl", f"{sha_rate / curl_rate:.2f}"),
         Row("download", "throughput into var/bench (disk), one run", f"{disk_rate:.0f} MB/s"),
+        Row("download", f"peak RSS growth, {label} into S3 (temp file, then multipart upload)",
+            f"{s3_growth:.1f} MB", f"{growth:.1f} MB to a file only", "—", "≤ 64 MB", s3_growth <= 64),
+        Row("download", f"largest temporary file, {label} into S3", f"{s3['largest_temp'] / MB:.0f} MB",
+            f"{size // MB} MB download", f"{s3['largest_temp'] / size:.2f}",
+            "the whole file (docs/deploy.md)"),
+        Row("download", f"download + upload to S3 (moto on loopback), {label}, one run",
+            f"{s3['bytes'] / s3['seconds'] / MB:.0f} MB/s"),
     ], details
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--child-s3":
+        child_s3(sys.argv[2], sys.argv[3])
     else:
         sys.exit("usage: python -m bench.download --child URL DIR (run by bench/run.py download)")

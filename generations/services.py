@@ -33,6 +33,7 @@ from generations.keys.models import ProviderKey
 from generations.models import Batch, Generation, InputMedia, Media, Prompt, Status
 from generations.providers.base import CancelResult, ModelSpec, Provider, ProviderError
 from generations.providers.registry import PROVIDERS, UnknownProvider, get_provider, provider_name
+from generations.storage_errors import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -395,7 +396,7 @@ def _delete_files(saved: list[tuple[Any, str]]) -> None:
     for storage, name in saved:
         try:
             storage.delete(name)
-        except OSError:
+        except (OSError, StorageUnavailable):
             logger.warning("Could not remove %s after a refused generation", name)
 
 

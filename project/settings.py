@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "accounts.oidc.middleware.ProviderRecheckMiddleware",
     "accounts.middleware.CurrentTeamMiddleware",
     "axes.middleware.AxesMiddleware",
+    # A media storage that cannot be used (a missing bucket, refused credentials): 503, cause logged.
+    "generations.storage_errors.StorageUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"

@@ -21,7 +21,8 @@ def pytest_generate_tests(metafunc):
     """A test marked ``media`` runs twice: on the file system, and on S3 (the ``s3`` variant)."""
     if metafunc.definition.get_closest_marker("media") and "media_backend" not in metafunc.fixturenames:
         metafunc.fixturenames.append("media_backend")
-    if "media_backend" in metafunc.fixturenames:
+    pinned = any("media_backend" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+    if "media_backend" in metafunc.fixturenames and not pinned:  # a test may pin one variant itself
         metafunc.parametrize("media_backend", ["fs", pytest.param("s3", marks=pytest.mark.s3)], indirect=True)
 
 
@@ -173,6 +174,37 @@ def media_backend(request, settings, tmp_path):
         bucket = server.make_bucket()
         settings.STORAGES = {**settings.STORAGES, "default": server.storages_default(bucket, prefix="kiln")}
     return request.param
+
+
+@pytest.fixture
+def media_env(request, settings) -> dict[str, str]:
+    """What a Kiln process a test starts (a worker, a web server) needs in its environment to
+    keep media where this test does: the bucket of the ``s3`` variant, else MEDIA_ROOT."""
+    if "media_backend" in request.fixturenames:
+        request.getfixturevalue("media_backend")  # the variant's settings first, whatever the fixtures' order
+    default = settings.STORAGES["default"]
+    if default["BACKEND"] != "generations.storage.S3MediaStorage":
+        return {"MEDIA_ROOT": str(settings.MEDIA_ROOT)}
+    options = default["OPTIONS"]
+    return request.getfixturevalue("s3_server").env(options["bucket_name"], options["location"])
+
+
+def stored_names(prefix: str = "") -> list[str]:
+    """Every file in the media storage under ``prefix``, through the storage API (the same
+    question on the file system and on a bucket)."""
+    from django.core.files.storage import default_storage
+
+    def walk(folder: str) -> list[str]:
+        folders, files = default_storage.listdir(folder)
+        found = [f"{folder}/{name}".lstrip("/") for name in files]
+        for sub in folders:
+            found += walk(f"{folder}/{sub}".lstrip("/"))
+        return found
+
+    try:
+        return walk(prefix.rstrip("/"))
+    except FileNotFoundError:  # a MEDIA_ROOT nothing was ever written to
+        return []
 
 
 # ---------------------------------------------------------------------------

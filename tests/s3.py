@@ -7,6 +7,7 @@ it would to AWS S3 or MinIO.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -29,15 +30,17 @@ def _free_port() -> int:
 class MotoServer:
     """``python -m moto.server`` on a free loopback port, started and stopped by its owner."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, enforce_auth: bool = False):
         self.port = port or _free_port()
+        # moto checks signatures and IAM only when asked: a server that refuses unknown keys.
+        self.enforce_auth = enforce_auth
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> MotoServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if self.enforce_auth else None, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

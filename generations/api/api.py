@@ -16,6 +16,7 @@ from ninja.renderers import JSONRenderer
 from generations.api import account, catalog, gallery, generations, shares
 from generations.api.auth import TokenAuth
 from generations.api.problems import CONTENT_TYPE, ApiProblem, problem_response
+from generations.storage_errors import MEMBER_MESSAGE, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,14 @@ api.add_router("", generations.router)
 api.add_router("", gallery.router)
 api.add_router("", shares.router)
 api.add_router("", account.router)
+
+
+@api.exception_handler(StorageUnavailable)
+def _storage_unavailable(request, exc):
+    # The operator's cause in the log; the client gets the member's words and a time to retry.
+    logger.error("API: media storage unavailable (%s %s): %s", request.method, request.path, exc)
+    return problem_response(request, ApiProblem(503, MEMBER_MESSAGE, slug="storage-unavailable",
+                                                headers={"Retry-After": "60"}))
 
 
 @api.exception_handler(Exception)

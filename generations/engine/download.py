@@ -44,6 +44,7 @@ from generations.models import Generation, Media, Status
 from generations.providers import http
 from generations.providers.base import Credentials, ModelSpec, Provider, ProviderError, State
 from generations.providers.registry import get_provider
+from generations.storage_errors import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -212,16 +213,23 @@ def download(pk: int) -> str:
         return refreshed[0]
 
     # Downloads may be gigabytes: FILE_UPLOAD_TEMP_DIR (a disk, not a tmpfs) when it is set.
+    # Each output is a whole file there while it is checked (decoders seek), on S3 too:
+    # docs/deploy.md, "Media on S3-compatible storage", says why and what disk that takes.
     with tempfile.TemporaryDirectory(prefix="kiln-dl-", dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
         for position, output in enumerate(generation.output_urls or []):
-            if _media_complete(generation, position):
-                continue
             try:
+                if _media_complete(generation, position):
+                    continue
                 _save_output(generation, position, output, refresh, provider, creds, Path(tmp))
             except _SaveFailed as exc:
                 if exc.retryable:
                     return _download_retry(generation, model, exc.message)
                 return _download_failed(generation, exc.message, model=model)
+            except StorageUnavailable as exc:
+                # The deployment's problem, not the file's: the operator's cause in the log, and
+                # the job tried again with backoff like any other passing failure.
+                logger.error("generation %s: media storage unavailable: %s", generation.pk, exc)
+                return _download_retry(generation, model, "Kiln's media storage could not be reached")
 
     actual = generation.actual_cost
     if actual is None:

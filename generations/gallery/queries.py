@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import re
 import statistics
 import uuid
@@ -42,6 +43,9 @@ from generations.models import (
     Prompt,
     Status,
 )
+from generations.storage_errors import StorageUnavailable
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 48
 MAX_QUERY_LENGTH = 200
@@ -543,7 +547,12 @@ def delete_generation(generation: Generation) -> None:
 
         def remove_files():
             for storage, name in names:
-                storage.delete(name)
+                try:
+                    storage.delete(name)
+                except (OSError, StorageUnavailable) as exc:
+                    # The rows are gone (the member's delete happened); what is left is the operator's.
+                    logger.error("Generation %s deleted, but its file %s is left in the media storage: %s",
+                                 generation.public_id, name, exc)
 
         transaction.on_commit(remove_files)
 

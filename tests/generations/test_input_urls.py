@@ -3,6 +3,7 @@
 from io import BytesIO
 from urllib.parse import urlsplit
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import resolve, reverse
 from PIL import Image
@@ -10,6 +11,8 @@ from PIL import Image
 from generations.engine.submit import _input_url, input_token
 from generations.models import Generation, Status
 from generations.services import InputSpec
+
+pytestmark = pytest.mark.media
 
 
 def png() -> SimpleUploadedFile:

@@ -1,5 +1,7 @@
 """create_generation: everything is checked first, and a refusal leaves nothing behind."""
 
+import hashlib
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -17,13 +19,13 @@ from generations.services import (
     retry_generation,
     team_catalog,
 )
-from tests.conftest import make_member
+from tests.conftest import make_member, stored_names
 from tests.generations.engine.conftest import IMAGE, VIDEO, assert_ledger_consistent, drive
 
 
-def nothing_created(media_root) -> bool:
-    files = [p for p in media_root.rglob("*") if p.is_file()] if media_root.exists() else []
-    return (Generation.objects.count(), Prompt.objects.count(), InputMedia.objects.count(), files) == (0, 0, 0, [])
+def nothing_created() -> bool:
+    return (Generation.objects.count(), Prompt.objects.count(), InputMedia.objects.count(),
+            stored_names()) == (0, 0, 0, [])
 
 
 def png(name="frame.png", size=(320, 240)):
@@ -43,6 +45,7 @@ def test_it_creates_a_queued_generation_reserves_the_estimate_and_queues_the_sub
     assert_ledger_consistent()
 
 
+@pytest.mark.media
 def test_a_member_without_enough_credits_gets_the_amounts_and_nothing_is_created(team, shark, settings):
     poor = make_member(team, "poor@acme.test", credits=10)
     membership = Membership.objects.get(user=poor, team=team)
@@ -51,7 +54,7 @@ def test_a_member_without_enough_credits_gets_the_amounts_and_nothing_is_created
                           prompt="move", inputs=[InputSpec("first_frame", upload=png())])
     message = caught.value.errors["__all__"]
     assert message.startswith("This needs ") and "you have 10 available" in message
-    assert nothing_created(settings.MEDIA_ROOT)
+    assert nothing_created()
     assert LedgerEntry.objects.filter(kind="reserve").count() == 0
     assert credits.wallet_for(membership).available == 10
 
@@ -82,12 +85,13 @@ def test_bad_prompts_are_refused(make, prompt, message):
     assert message in caught.value.errors["prompt"]
 
 
+@pytest.mark.media
 def test_an_html_file_named_png_is_refused_and_no_file_is_kept(make, settings):
     fake = SimpleUploadedFile("frame.png", b"<!doctype html><p>hi", content_type="image/png")
     with pytest.raises(GenerationRejected) as caught:
         make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=fake)])
     assert "HTML" in caught.value.errors["first_frame"]
-    assert nothing_created(settings.MEDIA_ROOT)
+    assert nothing_created()
 
 
 def test_an_input_the_operation_does_not_take_is_refused(make):
@@ -102,11 +106,15 @@ def test_a_required_first_frame_must_be_given(make):
     assert "required" in caught.value.errors["first_frame"]
 
 
+@pytest.mark.media
 def test_an_input_is_stored_under_a_server_chosen_name_with_its_checked_type(make):
     generation = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=png("../../evil.png"))])
     item = generation.inputs.get()
     assert (item.mime_type, item.width, item.height) == ("image/png", 320, 240)
     assert "evil" not in item.file.name and item.file.name.startswith(f"inputs/{generation.team.public_id}/")
+    assert stored_names() == [item.file.name]
+    with item.file.open("rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == item.sha256
 
 
 def test_the_same_idempotency_key_returns_the_same_generation(make, membership):
@@ -198,6 +206,7 @@ def test_a_running_job_cannot_be_cancelled(make, owner, sandbox):
     assert cancel_generation(generation, actor=owner) == "It had already started; it will finish and be charged."
 
 
+@pytest.mark.media
 def test_retry_makes_a_new_generation_with_the_same_inputs(make, membership):
     first = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=png())])
     second = retry_generation(first, membership=membership)
@@ -238,9 +247,8 @@ def test_a_compare_batch_reserves_each_model_and_a_replay_returns_the_same_batch
     assert credits.wallet_for(membership).available == before - sum(g.estimated_cost for g in first)
 
 
+@pytest.mark.media
 def test_a_refused_compare_batch_leaves_no_input_files_behind(membership, shark, settings):
-    from pathlib import Path
-
     from generations.services import BatchEntry, create_batch
 
     entries = [BatchEntry("shark", VIDEO, "Wan 2.7", {"duration": "5"}),
@@ -250,6 +258,4 @@ def test_a_refused_compare_batch_leaves_no_input_files_behind(membership, shark,
         create_batch(membership=membership, entries=entries, operation="image-to-video", prompt="move",
                      inputs=[InputSpec("first_frame", upload=png())])
 
-    media_root = Path(settings.MEDIA_ROOT)
-    left = [p for p in media_root.rglob("*") if p.is_file()] if media_root.exists() else []
-    assert left == []
+    assert stored_names() == []

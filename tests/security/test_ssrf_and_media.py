@@ -158,6 +158,7 @@ def test_html_sent_as_image_png_is_refused_by_its_magic_bytes(image_job, sandbox
     assert generation.media.count() == 0
 
 
+@pytest.mark.media
 def test_media_is_stored_under_a_server_chosen_name_whatever_the_url_says(image_job, sandbox):
     drive(image_job.pk, until={Status.DOWNLOADING})
     generation = Generation.objects.select_related("team").get(pk=image_job.pk)
@@ -170,6 +171,7 @@ def test_media_is_stored_under_a_server_chosen_name_whatever_the_url_says(image_
     assert media.mime_type == "image/png"
 
 
+@pytest.mark.media
 def test_media_is_served_with_its_exact_type_nosniff_and_a_restrictive_csp(image_job, sandbox, owner_client):
     generation = drive(image_job.pk)
     media = generation.media.get()

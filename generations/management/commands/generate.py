@@ -171,8 +171,9 @@ class Command(BaseCommand):
         for media in generation.media.all():
             try:
                 where = media.file.path
-            except NotImplementedError:  # remote storage
-                where = media.file.name
+            except NotImplementedError:  # remote storage: s3://bucket/key on S3, else its name
+                locate = getattr(media.file.storage, "location_of", None)
+                where = locate(media.file.name) if locate else media.file.name
             details = f"{media.mime_type}, {media.bytes:,} bytes, sha256 {media.sha256}"
             self.stdout.write(f"{where} ({details})")
         if generation.status != Status.SUCCEEDED:

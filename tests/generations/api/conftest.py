@@ -2,7 +2,8 @@
 command line (``kiln_children``'s ``web``), on the test database, over real HTTP on loopback.
 
 Tests that use it write with ``transactional_db`` (committed rows, so gunicorn sees them).
-Media is shared: the test's MEDIA_ROOT is the server's. Each web process counts its own
+Media is shared: the test's MEDIA_ROOT is the server's (a media test's ``s3`` variant: its bucket,
+``kiln_web_s3``). Each web process counts its own
 rate limits (local-memory cache), as ``make run`` does.
 """
 
@@ -48,24 +49,18 @@ class KilnWeb:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def kiln_web(django_db_setup, django_db_blocker, tmp_path_factory):
-    """gunicorn serving Kiln on the test database, started once for the session."""
+def _serve(base, database_url: str, media_env: dict[str, str]):
+    """gunicorn serving Kiln on the test database with media where ``media_env`` says, until closed."""
     from project.runtime.management.commands.runkiln import kiln_children
 
-    with django_db_blocker.unblock():
-        database_url = _database_url()
     port = _free_port()
     web = next(c for c in kiln_children(port, _free_port()) if c.name == "web")
-    base = tmp_path_factory.mktemp("kiln-web")
-    media_root = base / "media"
-    media_root.mkdir()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "SECRET_KEY": django_settings.SECRET_KEY,
         "FIELD_ENCRYPTION_KEYS": ",".join(django_settings.FIELD_ENCRYPTION_KEYS),
-        "MEDIA_ROOT": str(media_root),
+        **media_env,
         "CELERY_BROKER_URL": f"filesystem://{base / 'broker'}",  # nothing consumes it: tests drive the engine
         "KILN_ALLOW_PRIVATE_URLS": "1",
         "KILN_API_REQUESTS_PER_MINUTE": str(API_REQUESTS_PER_MINUTE),
@@ -78,27 +73,60 @@ def kiln_web(django_db_setup, django_db_blocker, tmp_path_factory):
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(web.argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 cwd=django_settings.BASE_DIR, start_new_session=True)
-    server = KilnWeb(f"http://127.0.0.1:{port}", media_root, proc, log_path)
+    server = KilnWeb(f"http://127.0.0.1:{port}", media_env.get("MEDIA_ROOT"), proc, log_path)
     deadline = time.monotonic() + 60
     while server.log().count("Kiln web worker ready") < 2:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"gunicorn did not start:\n{server.log()[-3000:]}")
         time.sleep(0.05)
-    yield server
-    proc.terminate()
+    return server
+
+
+def _close(server: KilnWeb) -> None:
+    server.proc.terminate()
     try:
-        proc.wait(10)
+        server.proc.wait(10)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        server.proc.kill()
+        server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def kiln_web(django_db_setup, django_db_blocker, tmp_path_factory):
+    """gunicorn serving Kiln on the test database, started once for the session."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    base = tmp_path_factory.mktemp("kiln-web")
+    media_root = base / "media"
+    media_root.mkdir()
+    server = _serve(base, database_url, {"MEDIA_ROOT": str(media_root)})
+    yield server
+    _close(server)
+
+
+@pytest.fixture(scope="session")
+def kiln_web_s3(django_db_setup, django_db_blocker, tmp_path_factory, s3_server):
+    """The same, keeping media in a bucket of the S3 server (for the ``s3`` variant of media tests)."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    bucket = s3_server.make_bucket()
+    server = _serve(tmp_path_factory.mktemp("kiln-web-s3"), database_url, s3_server.env(bucket, "kiln"))
+    server.storage = s3_server.storages_default(bucket, "kiln")
+    yield server
+    _close(server)
 
 
 @pytest.fixture
-def api_url(kiln_web, settings, transactional_db):
-    """The server's URL; this test's media is the server's."""
-    settings.MEDIA_ROOT = kiln_web.media_root
-    return kiln_web.url + "/api/v1"
+def api_url(request, settings, transactional_db):
+    """The server's URL; this test's media is the server's (its bucket in the ``s3`` variant)."""
+    if "media_backend" in request.fixturenames and request.getfixturevalue("media_backend") == "s3":
+        server = request.getfixturevalue("kiln_web_s3")
+        settings.STORAGES = {**settings.STORAGES, "default": server.storage}
+        return server.url + "/api/v1"
+    server = request.getfixturevalue("kiln_web")
+    settings.MEDIA_ROOT = server.media_root
+    return server.url + "/api/v1"
 
 
 @pytest.fixture

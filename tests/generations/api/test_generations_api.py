@@ -109,11 +109,13 @@ def test_refusals_are_422_problems_naming_the_field_and_leave_nothing(call, owne
     assert Generation.objects.count() == 0 and LedgerEntry.objects.filter(kind="reserve").count() == 0
 
 
-def test_an_input_from_the_gallery_by_id_or_by_its_address(call, owner_token, make, fast, kiln_web):
+@pytest.mark.media
+def test_an_input_from_the_gallery_by_id_or_by_its_address(call, owner_token, make, fast, api_url):
     source = finished_image(make)
     media = source.media.get()
-    for reference in (str(media.public_id), f"{kiln_web.url}/m/{media.public_id}/download/",
-                      f"{kiln_web.url}/api/v1/media/{media.public_id}/download"):
+    site = api_url.removesuffix("/api/v1")
+    for reference in (str(media.public_id), f"{site}/m/{media.public_id}/download/",
+                      f"{site}/api/v1/media/{media.public_id}/download"):
         answer = call("POST", "/generations", owner_token, json={
             "model": VIDEO_MODEL, "operation": "image-to-video", "prompt": "the kiln breathes",
             "params": {"duration": "5"}, "inputs": {"first_frame": [reference]}})
@@ -122,6 +124,7 @@ def test_an_input_from_the_gallery_by_id_or_by_its_address(call, owner_token, ma
         assert (row.role, row.source_media_id, row.sha256) == ("first_frame", media.pk, media.sha256)
 
 
+@pytest.mark.media
 def test_another_teams_media_is_not_an_input_and_the_answer_does_not_tell_it_apart(
         call, token_for, make, fast, outsider, other_team, sandbox_key):
     theirs = finished_image(make).media.get()   # made in acme
@@ -133,6 +136,7 @@ def test_another_teams_media_is_not_an_input_and_the_answer_does_not_tell_it_apa
     assert not Generation.objects.filter(team=other_team).exists()
 
 
+@pytest.mark.media
 def test_a_multipart_upload_is_an_input(call, owner_token):
     image = png()
     answer = call("POST", "/generations", owner_token,
@@ -237,6 +241,7 @@ def test_the_members_generate_limit_counts_the_studio_and_the_api_alike(call, ow
 # -- reading a job and its files ---------------------------------------------------
 
 
+@pytest.mark.media
 def test_a_finished_job_shows_its_state_cost_media_and_downloads_with_ranges(call, owner_token, owner, fast):
     created = call("POST", "/generations", owner_token, json=image_request("a bowl on a wheel"))
     generation = drive(Generation.objects.get(public_id=created.json()["id"]).pk)

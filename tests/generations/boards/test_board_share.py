@@ -98,6 +98,7 @@ def test_an_archived_result_leaves_the_shared_board(client, team, owner, board):
     assert client.get(media_url(token, g)).status_code == 404
 
 
+@pytest.mark.media
 def test_revoked_expired_and_deleted_board_links_open_nothing(client, team, owner, board):
     member = membership_of(owner, team)
     g = finished(team, owner, "a lake")
@@ -136,6 +137,7 @@ def test_only_the_boards_team_can_share_it(team, owner, other_team, outsider, bo
     assert not ShareLink.objects.exists()
 
 
+@pytest.mark.media
 def test_a_board_link_serves_the_files_of_what_its_page_shows_only(client, team, owner, board, monkeypatch):
     monkeypatch.setattr(sharing, "BOARD_PAGE_MAX", 2)
     oldest, middle, newest = (finished(team, owner, name) for name in ("oldest", "middle", "newest"))

@@ -42,6 +42,7 @@ def ledger_kinds(generation) -> list[str]:
 # -- the road -----------------------------------------------------------------
 
 
+@pytest.mark.media
 def test_a_video_runs_to_success_stores_checked_media_and_captures_sharks_credit(make, membership, sandbox):
     before = credits.wallet_for(membership).available
     generation = drive(make(duration="5").pk)
@@ -61,6 +62,7 @@ def test_a_video_runs_to_success_stores_checked_media_and_captures_sharks_credit
     assert_ledger_consistent()
 
 
+@pytest.mark.media
 def test_several_images_are_each_stored_with_a_thumbnail(make, sandbox):
     generation = drive(make(model=IMAGE, n=2, output_format="webp").pk)
     assert generation.status == Status.SUCCEEDED, generation.error
@@ -269,6 +271,7 @@ def test_a_poison_job_fails_after_bounded_attempts_without_blocking_the_others(
 # -- downloads ------------------------------------------------------------------
 
 
+@pytest.mark.media
 def test_a_result_that_is_not_media_is_refused_by_its_magic_bytes(make, sandbox):
     generation = make()
     drive(generation.pk, until={Status.DOWNLOADING})
@@ -291,6 +294,7 @@ def test_a_result_above_the_size_cap_is_refused(make, sandbox, settings):
     assert_ledger_consistent()
 
 
+@pytest.mark.media
 def test_an_expired_media_url_is_fetched_again_from_a_fresh_poll(make, sandbox):
     generation = make()
     drive(generation.pk, until={Status.DOWNLOADING})
@@ -320,6 +324,7 @@ def test_an_expired_media_url_with_no_fresh_one_is_held_for_review_and_says_so_i
     assert_ledger_consistent()
 
 
+@pytest.mark.media
 def test_a_download_cut_off_midway_is_retried_and_stored_whole_once(make, sandbox):
     generation = make()
     drive(generation.pk, until={Status.DOWNLOADING})
@@ -335,6 +340,7 @@ def test_a_download_cut_off_midway_is_retried_and_stored_whole_once(make, sandbo
     assert_ledger_consistent()
 
 
+@pytest.mark.media
 def test_running_the_download_again_after_success_changes_nothing(make, sandbox):
     generation = drive(make().pk)
     Generation.objects.filter(pk=generation.pk).update(status=Status.DOWNLOADING, next_poll_at=None)

@@ -57,6 +57,7 @@ def test_members_see_only_their_teams_generations(teammate_client, image, foreig
     assert "rival secret plans" not in response.text
 
 
+@pytest.mark.media
 def test_a_teammate_sees_the_detail_page_and_the_media(teammate_client, image):
     assert teammate_client.get(reverse("generations:detail", args=[image.public_id])).status_code == 200
     media = image.media.first()

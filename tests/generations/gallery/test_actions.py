@@ -72,6 +72,7 @@ def test_a_team_admin_may_archive_a_members_generation(client, team, owner, team
 # Delete
 
 
+@pytest.mark.media
 def test_delete_removes_the_files_and_rows_and_keeps_the_ledger(owner_client, team, owner,
                                                                 django_capture_on_commit_callbacks):
     g = make_generation(team, owner, status=Status.SUCCEEDED)

@@ -217,6 +217,7 @@ def test_share_refuses_more_than_a_link_can_hold(owner_client, team, owner):
 # Download as one zip
 
 
+@pytest.mark.media
 def test_the_selection_downloads_as_one_zip_of_the_stored_originals(owner_client, team, owner, teammate):
     image = finished(team, owner, prompt="a red fox in fresh snow")
     video = finished(team, teammate, prompt="a slow pan across a canyon", kind=Kind.VIDEO, model="alibaba/wan-2.7")
@@ -244,6 +245,7 @@ def test_the_selection_downloads_as_one_zip_of_the_stored_originals(owner_client
     assert archive.namelist()[-1].endswith("-a-slow-pan-across-a-canyon.mp4")
 
 
+@pytest.mark.media
 def test_names_that_repeat_in_a_zip_are_numbered(owner_client, team, owner):
     same = [finished(team, owner, prompt="the same prompt") for _ in range(3)]
     names = zip_of(owner_client.post(bulk("download"), ids(*same))).namelist()
@@ -259,6 +261,7 @@ def test_a_zip_costs_the_same_few_queries_for_many_results(owner_client, team, o
         assert len(zip_of(response).namelist()) == 12
 
 
+@pytest.mark.media
 def test_a_zip_holds_at_most_the_limit(owner_client, team, owner, settings, monkeypatch):
     monkeypatch.setattr(views, "ZIP_MAX_RESULTS", 2)
     three = [finished(team, owner) for _ in range(3)]
@@ -273,6 +276,7 @@ def test_nothing_to_download_is_said_plainly(owner_client, team, owner):
     assert "None of the selected results has a file to download" in response.text
 
 
+@pytest.mark.media
 def test_a_file_gone_from_storage_is_left_out_of_the_zip(owner_client, team, owner):
     kept, gone = finished(team, owner, prompt="kept"), finished(team, owner, prompt="gone")
     media = gone.media.get()
@@ -281,6 +285,7 @@ def test_a_file_gone_from_storage_is_left_out_of_the_zip(owner_client, team, own
     assert len(names) == 1 and names[0].endswith("-kept.png")
 
 
+@pytest.mark.media
 def test_a_zip_of_large_files_streams_in_flat_memory(owner_client, team, owner):
     """Three 8 MiB files: the zip is never held whole, nor any file (Python's own allocations
     while streaming stay under 2 MiB; bench/zip.py measures the process's peak)."""

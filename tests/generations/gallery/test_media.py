@@ -2,12 +2,15 @@
 
 import datetime as dt
 
+import pytest
 from django.conf import settings
 from django.urls import reverse
 
 from generations.models import Kind
 
 from .conftest import add_media, make_generation, mp4_bytes
+
+pytestmark = pytest.mark.media
 
 
 def body(response) -> bytes:

@@ -12,6 +12,8 @@ from generations.share import services as sharing
 from generations.share.models import ShareLink
 from tests.generations.share.conftest import make_result, mp4_bytes, png_bytes, webp_bytes
 
+pytestmark = pytest.mark.media
+
 
 def page_url(token):
     return reverse("generations:share_public", args=[token])

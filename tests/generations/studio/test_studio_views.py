@@ -351,6 +351,7 @@ def test_every_use_as_item_lands_on_a_model_and_mode_taking_that_input(owner_cli
     assert f'name="{role}_media" value="{media.public_id}"' in html
 
 
+@pytest.mark.media
 def test_a_gallery_image_can_be_the_first_frame(owner_client, gallery_image, shark):
     data = form_data(model=WAN, operation="image-to-video", first_frame_media=str(gallery_image.public_id))
     response = owner_client.post(GENERATE, data, headers=HTMX)
@@ -360,6 +361,7 @@ def test_a_gallery_image_can_be_the_first_frame(owner_client, gallery_image, sha
     assert InputMedia.objects.get(generation=made).source_media == gallery_image
 
 
+@pytest.mark.media
 def test_an_uploaded_first_frame_is_sent(owner_client, shark):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -392,6 +394,7 @@ def test_a_missing_first_frame_is_a_clear_error(owner_client, shark):
     assert Generation.objects.count() == 0
 
 
+@pytest.mark.media
 def test_another_teams_media_is_refused_as_an_input(owner_client, outsider_image, shark):
     data = form_data(model=WAN, operation="image-to-video", first_frame_media=str(outsider_image.public_id))
     response = owner_client.post(GENERATE, data, headers=HTMX)
