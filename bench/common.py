@@ -322,7 +322,7 @@ class Sandbox:
 
 def start_gunicorn(workers: int = 2, threads: int = 1) -> tuple[Child, str]:
     """gunicorn on a free port; ``threads`` > 1: gthread workers, as ``make run`` (4) and
-    docs/operations.md run them."""
+    docs/deploy.md run them."""
     port = free_port()
     child = Child("gunicorn", [PY, "-m", "gunicorn", "project.wsgi", "-c", str(ROOT / "project/runtime/gunicorn.conf.py"),
                                "-b", f"127.0.0.1:{port}",
@@ -332,7 +332,7 @@ def start_gunicorn(workers: int = 2, threads: int = 1) -> tuple[Child, str]:
     return child, url
 
 
-# The download queue's worker, as production runs it (docs/operations.md): downloads are
+# The download queue's worker, as production runs it (docs/deploy.md): downloads are
 # I/O, so one process with a pool of threads; CPU work inside is bounded per core.
 DOWNLOAD_THREADS = 16
 

@@ -1,7 +1,7 @@
 """Settings Kiln's web server needs whatever the command line says.
 
 It lives with the rest of the runtime, so gunicorn does not find it on its own:
-``runkiln``, the benchmarks and docs/operations.md pass it with
+``runkiln``, the benchmarks and docs/deploy.md pass it with
 ``-c project/runtime/gunicorn.conf.py``.
 """
 

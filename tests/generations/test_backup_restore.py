@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -103,7 +104,7 @@ def test_backup_then_restore_into_a_fresh_database_and_bucket_brings_back_every_
     s3.delete_bucket(Bucket=bucket)
     new_bucket = s3_server.make_bucket()
     restored_env = {**os.environ, "DATABASE_URL": fresh_database, **s3_server.env(new_bucket, PREFIX),
-                    "KILN_VAR_DIR": str(tmp_path / "var")}
+                    "KILN_VAR_DIR": str(tmp_path / "var"), "PYTHON": sys.executable}
     out = _run("kiln-restore.sh", backup, restored_env)
 
     assert "wallet(s) match their ledger" in out  # credits verify, exit 0
