@@ -82,14 +82,21 @@ def _terminate_lock_session() -> float:
     return time.monotonic()
 
 
-@pytest.mark.postgres
-def test_of_two_runbeats_one_ticks_and_the_standby_takes_over_when_it_is_killed_and_sigterm_stops_it(beats):
+def _holder_and_standby(beats, ticks: int) -> tuple[Beat, Beat]:
+    """Two runbeats, the first started first: it holds the lock and has ticked ``ticks`` times, the
+    second waits as a standby and has not ticked."""
     first = beats("first")
     first.out.wait_for("holding the beat lock")
     second = beats("second")
     second.out.wait_for("waiting as a standby")
-    first.wait_ticks(6)
+    first.wait_ticks(ticks)
     assert second.ticks() == [] and "holding the beat lock" not in second.out.text
+    return first, second
+
+
+@pytest.mark.postgres
+def test_of_two_runbeats_one_ticks_and_the_standby_takes_over_when_it_is_killed_and_sigterm_stops_it(beats):
+    first, second = _holder_and_standby(beats, ticks=6)
 
     first.proc.send_signal(signal.SIGKILL)
     killed = time.monotonic()
@@ -106,11 +113,7 @@ def test_of_two_runbeats_one_ticks_and_the_standby_takes_over_when_it_is_killed_
 
 @pytest.mark.postgres
 def test_a_beat_whose_lock_session_is_terminated_stops_and_exits_1_and_the_standby_takes_over(beats):
-    first = beats("first")
-    first.out.wait_for("holding the beat lock")
-    second = beats("second")
-    second.out.wait_for("waiting as a standby")
-    first.wait_ticks(4)
+    first, second = _holder_and_standby(beats, ticks=4)
 
     terminated = _terminate_lock_session()
     assert first.proc.wait(timeout=60) == 1
