@@ -18,21 +18,12 @@ from datetime import datetime
 import httpx
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
 from accounts.models import Membership
 from accounts.tokens.services import create_token
+from tests.processes import database_url
 
 API_REQUESTS_PER_MINUTE = 60  # per token and web process; test_tokens_api's limit test relies on it
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user, host, port = db.get("USER") or "postgres", db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 def _free_port() -> int:
@@ -49,7 +40,7 @@ class KilnWeb:
         return self.log_path.read_text(errors="replace")
 
 
-def _serve(base, database_url: str, media_env: dict[str, str]):
+def _serve(base, db_url: str, media_env: dict[str, str]):
     """gunicorn serving Kiln on the test database with media where ``media_env`` says, until closed."""
     from project.runtime.management.commands.runkiln import kiln_children
 
@@ -57,7 +48,7 @@ def _serve(base, database_url: str, media_env: dict[str, str]):
     web = next(c for c in kiln_children(port, _free_port()) if c.name == "web")
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": db_url,
         "SECRET_KEY": django_settings.SECRET_KEY,
         "FIELD_ENCRYPTION_KEYS": ",".join(django_settings.FIELD_ENCRYPTION_KEYS),
         **media_env,
@@ -96,11 +87,11 @@ def _close(server: KilnWeb) -> None:
 def kiln_web(django_db_setup, django_db_blocker, tmp_path_factory):
     """gunicorn serving Kiln on the test database, started once for the session."""
     with django_db_blocker.unblock():
-        database_url = _database_url()
+        db_url = database_url()
     base = tmp_path_factory.mktemp("kiln-web")
     media_root = base / "media"
     media_root.mkdir()
-    server = _serve(base, database_url, {"MEDIA_ROOT": str(media_root)})
+    server = _serve(base, db_url, {"MEDIA_ROOT": str(media_root)})
     yield server
     _close(server)
 
@@ -109,9 +100,9 @@ def kiln_web(django_db_setup, django_db_blocker, tmp_path_factory):
 def kiln_web_s3(django_db_setup, django_db_blocker, tmp_path_factory, s3_server):
     """The same, keeping media in a bucket of the S3 server (for the ``s3`` variant of media tests)."""
     with django_db_blocker.unblock():
-        database_url = _database_url()
+        db_url = database_url()
     bucket = s3_server.make_bucket()
-    server = _serve(tmp_path_factory.mktemp("kiln-web-s3"), database_url, s3_server.env(bucket, "kiln"))
+    server = _serve(tmp_path_factory.mktemp("kiln-web-s3"), db_url, s3_server.env(bucket, "kiln"))
     server.storage = s3_server.storages_default(bucket, "kiln")
     yield server
     _close(server)
