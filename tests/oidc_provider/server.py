@@ -84,6 +84,9 @@ class OIDCProvider:
     def client(self, client_id: str, secret: str, redirect_uris: list[str]):
         self.control("client", client_id=client_id, secret=secret, redirect_uris=redirect_uris)
 
+    def rename(self, email: str, new_email: str):
+        self.control("rename", email=email, new_email=new_email)
+
     def disable(self, email: str):
         self.control("disable", email=email)
 
