@@ -95,5 +95,6 @@ class OIDCProvider:
 
     def misbehave(self, **how):
         """``audience="other-client"``: ID tokens name another audience; ``expired=True``: they are
-        already expired. ``misbehave()`` puts it right."""
+        already expired; ``nonce="x"``: they carry another nonce; ``foreign_key=True``: they are
+        signed by a key that is not the provider's. ``misbehave()`` puts it right."""
         self.control("misbehave", **how)

@@ -106,3 +106,17 @@ def test_a_session_that_finds_the_recheck_in_flight_asks_again_soon_not_a_whole_
     response = laptop.get("/gallery/")
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
     assert signed_in_as(laptop) is None
+
+
+@pytest.mark.parametrize(("how", "why"), [({"nonce": "minted-for-another-sign-in"}, "nonce does not match"),
+                                          ({"foreign_key": True}, "InvalidSignatureError")],
+                         ids=["nonce", "signature"])
+def test_an_id_token_with_another_nonce_or_signed_by_another_key_is_refused(oidc, client, sign_in_via_idp, caplog,
+                                                                            how, why):
+    oidc.person("token@acme.test")
+    oidc.misbehave(**how)
+    response, _ = sign_in_via_idp(client, "token@acme.test")
+    assert response.status_code == 400 and b"did not complete" in response.content
+    assert why in caplog.text  # refused for that reason, not another
+    assert signed_in_as(client) is None
+    assert not User.objects.filter(email="token@acme.test").exists()
