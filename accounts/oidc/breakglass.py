@@ -2,7 +2,8 @@
 
 ``manage.py breakglass EMAIL`` (the operator, on the server) prints a link that signs that
 superuser in once, within ``LINK_SECONDS``. It is signed with SECRET_KEY and carries the
-account's ``last_login``, which signing in changes, so it works once; nothing is stored."""
+account's ``last_login``, which signing in changes, so it works once; nothing is stored. The
+session it opens is not rechecked at the provider: the operator is fixing that very provider."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from django.core import signing
 from accounts.models import User
 
 LINK_SECONDS = 600
+# Marks a session signed in by a link: the provider recheck (``middleware.py``) leaves it alone,
+# since the link is for when the provider refuses Kiln, or cannot be asked.
+SESSION_KEY = "kiln_breakglass"
 _SALT = "kiln.accounts.oidc.breakglass"
 
 

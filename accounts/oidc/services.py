@@ -56,7 +56,8 @@ def sign_in(claims: Claims) -> SignedIn:
 
     A known identity (provider + subject) is its account. Otherwise the address must be one the
     provider asserts is verified (and, when the operator listed the provider's domains, at one of
-    them); it links to the account with that address, or makes one without a team. Raises
+    them); it links to the account with that address, unless that account is already linked to
+    another person at this provider, or makes one without a team. Raises
     SignInRefused, having written nothing, for anything else."""
     config = provider_config(claims.provider)
     email = (claims.email or "").strip().lower()
@@ -73,6 +74,12 @@ def sign_in(claims: Claims) -> SignedIn:
             if not verified:
                 raise SignInRefused("unverified", f"{config['label']} does not say that {email} is verified.")
             user = User.objects.select_for_update().filter(email=email).first()
+            if user is not None and Identity.objects.filter(user=user, provider=claims.provider).exists():
+                # Another person at this provider (another subject) signs in as this account: the
+                # company gave the address to someone new. Only an operator unlinks the old one.
+                raise SignInRefused("linked", f"The Kiln account of {email} is already linked to someone else "
+                                              f"at {config['label']}. If it is yours, ask this Kiln's operator "
+                                              "to unlink it.")
             if user is None:
                 user = User.objects.create_user(email, name=claims.name[:150])  # no usable password
             identity = Identity(user=user, provider=claims.provider, subject=claims.subject)
@@ -190,7 +197,10 @@ def recheck(user: User) -> Recheck:
         in_flight = now - bound + timedelta(seconds=RETRY_SECONDS)
         if not Identity.objects.filter(pk=identity.pk, confirmed_at=identity.confirmed_at,
                                        lost_at__isnull=True).update(confirmed_at=in_flight):
-            continue  # another request is asking right now; until it answers, the old word holds
+            # Another request is asking right now: until it answers the old word holds, and this
+            # session asks again as soon as that answer is due (not a whole bound later).
+            fresh_since = min(fresh_since, in_flight)
+            continue
         try:
             vouched, reason = _refresh(identity, config)
         except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:

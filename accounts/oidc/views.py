@@ -102,6 +102,7 @@ def breakglass_signin(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("This sign-in link is not valid: it works once, for 10 minutes.")
     if request.method == "POST":
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        request.session[breakglass.SESSION_KEY] = True
         messages.warning(request, "Signed in with a break-glass link. Fix the sign-in provider, then sign out.")
         return redirect(reverse("admin:index"))
     return render(request, "accounts/oidc/breakglass.html", {"target": user})

@@ -34,6 +34,8 @@ def action(request, name):
             name=body["client_id"], client_id=body["client_id"], client_secret=body["secret"], hash_client_secret=True,
             client_type=Application.CLIENT_CONFIDENTIAL, authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
             redirect_uris=" ".join(body["redirect_uris"]), algorithm=Application.RS256_ALGORITHM, skip_authorization=True)
+    elif name == "rename":  # the company gives the person a new address (username and e-mail)
+        User.objects.filter(email=body["email"]).update(email=body["new_email"], username=body["new_email"])
     elif name == "disable":
         User.objects.filter(email=body["email"]).update(is_active=False)
     elif name == "revoke":

@@ -84,6 +84,9 @@ class OIDCProvider:
     def client(self, client_id: str, secret: str, redirect_uris: list[str]):
         self.control("client", client_id=client_id, secret=secret, redirect_uris=redirect_uris)
 
+    def rename(self, email: str, new_email: str):
+        self.control("rename", email=email, new_email=new_email)
+
     def disable(self, email: str):
         self.control("disable", email=email)
 
@@ -92,5 +95,6 @@ class OIDCProvider:
 
     def misbehave(self, **how):
         """``audience="other-client"``: ID tokens name another audience; ``expired=True``: they are
-        already expired. ``misbehave()`` puts it right."""
+        already expired; ``nonce="x"``: they carry another nonce; ``foreign_key=True``: they are
+        signed by a key that is not the provider's. ``misbehave()`` puts it right."""
         self.control("misbehave", **how)

@@ -1,5 +1,8 @@
+import base64
+import json
 import time
 
+from jwcrypto import jwk, jwt
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
 from tests.oidc_provider import control
@@ -24,7 +27,19 @@ class Validator(OAuth2Validator):
             claims["aud"] = state["audience"]  # finalize_id_token lets these win over oauthlib's
         if state.get("expired"):  # as from a provider whose clock is an hour behind
             claims["exp"] = int(time.time()) - 3600
+        if state.get("nonce"):  # an ID token minted for another sign-in attempt
+            claims["nonce"] = state["nonce"]
         return claims, expiration_time
+
+    def finalize_id_token(self, id_token, token, token_handler, request):
+        signed = super().finalize_id_token(id_token, token, token_handler, request)
+        if not control.STATE.get("foreign_key"):
+            return signed
+        # The same header (its kid names the provider's key) and claims, signed by another key.
+        header, claims = (base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)) for part in signed.split(".")[:2])
+        forged = jwt.JWT(header=json.loads(header), claims=json.loads(claims))
+        forged.make_signed_token(jwk.JWK.generate(kty="RSA", size=2048))
+        return forged.serialize()
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         """A person the provider disabled gets no new tokens (as Okta, Entra, Google do)."""
