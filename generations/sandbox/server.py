@@ -126,7 +126,9 @@ Control API (JSON; no auth; never subject to faults)
   ``completed_at`` is when the sandbox made the job terminal (clock or override).
 - ``POST /_control/jobs/<id>``: ``{"state": ..., "error": ..., "raw_status": ...}``.
 - ``GET /_control/requests``: the last 5000 requests ``{method, path, status,
-  auth (bool: an Authorization header was sent), time, json}``; ``json`` is the
+  auth (bool: an Authorization header was sent), started, time, json}`` (``started``:
+  when the request arrived, ``time``: when it was answered, so tests can see two
+  requests about one job overlap); ``json`` is the
   request's JSON body as sent (strings over 200 characters cut, so inline media
   stays small; None when the body was not JSON): tests check the JSON types a
   client sends.
@@ -728,11 +730,13 @@ class Sandbox:
 
         Raises ``ResetConnection`` for a ``reset`` fault; a ``reset_after`` answer raises it
         while it is being sent."""
+        started = time.time()
         fault = self.faults.take(req.method, req.path)
         latency = self.settings.get("latency_range")
         if latency and not req.path.startswith("/media/"):
             time.sleep(random.uniform(float(latency[0]), float(latency[1])))
-        entry = {"method": req.method, "path": req.path, "auth": bool(req.headers.get("Authorization"))}
+        entry = {"method": req.method, "path": req.path, "auth": bool(req.headers.get("Authorization")),
+                 "started": started}
         try:
             response = self._respond(req, fault)
         except ResetConnection:

@@ -1,0 +1,240 @@
+"""10. Scaling out: polling with one worker group, then two, 5,000 jobs in flight, same run.
+
+A worker group is what one host runs: a poll worker (``celery worker -Q default,poll -c 2``,
+prefork) and a download worker (``-Q download -P threads -c 16``). One beat for the whole
+run, in a process of its own (``celery beat``), as production runs it on one host only.
+Everything is on PostgreSQL and Redis; media on the file system.
+
+Each phase (one group, then two) gets 5,000 fresh Shark video jobs, submitted to the sandbox
+through the real adapter and written as the engine's submit leaves them (``bench.lag``). The
+sandbox answers every provider request after a random 50-200 ms (its ``latency_range``), as a
+real provider does, so a poll waits on the network, not the CPU. Job durations are spread
+over ten minutes, so nearly all 5,000 stay in flight while the figures are taken: a window of
+60 s after a 15 s warm-up. At Shark's 4 s poll interval 5,000 jobs ask for 1,250 polls/s,
+more than one group can do; what a configuration sustains is its polling throughput.
+
+Per phase, over the window: polls/s (the rows' ``poll_count``), requests/s at the sandbox
+(its jobs' poll counts), CPU of every process (the poll workers, download workers, sandbox,
+beat, the PostgreSQL backends of the bench database, and the whole host from /proc/stat),
+backends waiting on a lock, and the completion lag of the jobs that completed at the sandbox
+during the window (``finished_at`` in Kiln minus the sandbox's ``completed_at``; a job not
+finished when the window closes counts with its wait so far, a lower bound).
+
+Target (issue 18, point 5): two groups poll at least 1.7x as fast as one. If they do not, the
+rows say where the ceiling is: the host's CPU, the sandbox (one Python process) or the database.
+
+``--quick``: 1,000 jobs and a 20 s window; 250 polls/s of demand, which one group meets, so
+the ratio is reported, not judged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from bench import common
+from bench.common import Row, log, median, percentile
+from bench.lag import PROMPT, _insert_submitted, _model_and_params, _submit_batch
+
+LATENCY = (0.05, 0.2)      # seconds the sandbox takes to answer a provider request
+TARGET_RATIO = 1.7
+LAG_MARGIN = 2.0           # the lag target: the poll interval + this, download included
+
+
+def _host_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole host since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]   # idle + iowait
+    total = sum(fields[:8])        # guest time is already in user
+    return (total - idle) / common.CLK_TCK, total / common.CLK_TCK
+
+
+def _lock_waits() -> int:
+    """Backends of the bench database waiting on a heavyweight lock right now."""
+    with common._admin_connection() as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                            (common.DB_NAME,)).fetchone()[0]
+
+
+class _Group:
+    """One host's workers: a poll worker of ``-c 2`` processes and a download worker of threads."""
+
+    def __init__(self, n: int):
+        self.poll = common.start_worker(f"poll{n}", "default,poll", 2)
+        self.download = common.start_worker(f"download{n}", "download", common.DOWNLOAD_THREADS, pool="threads")
+
+    def children(self) -> list[common.Child]:
+        return [self.poll, self.download]
+
+    def stop(self) -> None:
+        self.poll.stop()
+        self.download.stop()
+
+
+def _phase(sandbox: common.Sandbox, beat: common.Child, groups: int, count: int, warmup: float, window: float,
+           spread: tuple[float, float]) -> dict:
+    from django.db.models import Sum
+
+    from generations.models import TERMINAL, Generation, Prompt, Status
+    from generations.providers.base import Credentials
+
+    provider, model, params = _model_and_params()
+    team, (member,) = common.make_team(f"scale{groups}")
+    key = common.make_key(team, sandbox)
+    creds = Credentials(api_key=key.get_api_key(), base_url=key.base_url)
+    prompt = Prompt.objects.create(team=team, author=member.user, text=PROMPT)
+
+    sandbox.reset()
+    sandbox.control(duration_range=list(spread))
+    workers = [_Group(n + 1) for n in range(groups)]
+    time.sleep(8)   # workers up
+
+    log(f"scaling: {groups} group(s), submitting {count} jobs")
+    started = time.time()
+    for chunk in range(0, count, 500):
+        job_ids = _submit_batch(provider, model, params, creds, min(500, count - chunk))
+        _insert_submitted(team, member, key, prompt, model, params, job_ids, provider)
+    sandbox.control(latency_range=list(LATENCY))
+    log(f"scaling: {count} jobs in flight after {time.time() - started:.0f} s; warming up {warmup:g} s")
+    rows = Generation.objects.filter(team=team)
+
+    def polls() -> int:
+        return rows.aggregate(n=Sum("poll_count"))["n"] or 0
+
+    def sandbox_polls() -> int:
+        return sum(job["polls"] for job in sandbox.jobs())
+
+    time.sleep(warmup)
+    children = {"poll workers": [g.poll for g in workers], "download workers": [g.download for g in workers],
+                "sandbox": [sandbox.child], "beat": [beat]}
+    cpu0 = {name: sum(c.cpu_seconds() for c in kids) for name, kids in children.items()}
+    pg = common.BackendCpu()
+    in_flight0 = rows.exclude(status__in=TERMINAL).count()
+    host0, t0, polls0, sb0 = _host_busy(), time.time(), polls(), sandbox_polls()
+    waits, samples = 0, 0
+    while time.time() < t0 + window:
+        time.sleep(2)
+        pg.sample()
+        waits += _lock_waits()
+        samples += 1
+    host1, t1, polls1, sb1 = _host_busy(), time.time(), polls(), sandbox_polls()
+    in_flight1 = rows.exclude(status__in=TERMINAL).count()
+    cpu = {name: sum(c.cpu_seconds() for c in kids) - cpu0[name] for name, kids in children.items()}
+    pg.sample()
+    elapsed = t1 - t0
+    for group in workers:
+        group.stop()
+
+    # Completion lag of the jobs that completed at the sandbox inside the window (the last
+    # LAG_MARGIN + interval seconds left out: they had no time to be seen yet).
+    finished = {r["provider_job_id"]: r for r in rows.values("provider_job_id", "status", "finished_at")}
+    lags, detects, unfinished = [], [], 0
+    cutoff = t1 - model.poll_interval - LAG_MARGIN
+    for job in sandbox.jobs():
+        done = job["completed_at"]
+        if not done or not t0 <= done <= cutoff:
+            continue
+        row = finished[job["id"]]
+        if row["status"] == Status.SUCCEEDED and row["finished_at"].timestamp() <= t1:
+            lags.append(row["finished_at"].timestamp() - done)
+        else:
+            unfinished += 1
+            lags.append(t1 - done)   # a lower bound
+        if job["first_seen_terminal_at"]:
+            detects.append(job["first_seen_terminal_at"] - done)
+    # The rest of this phase's jobs are given up (no ledger was written for them), so the next
+    # phase's workers poll only their own.
+    rows.exclude(status__in=TERMINAL).update(status=Status.CANCELLED, next_poll_at=None)
+    sandbox.control(latency_range=None)
+
+    cores = lambda seconds: seconds / elapsed  # noqa: E731
+    result = {
+        "groups": groups, "jobs": count, "window_s": elapsed, "in_flight": [in_flight0, in_flight1],
+        "polls_per_s": (polls1 - polls0) / elapsed, "sandbox_requests_per_s": (sb1 - sb0) / elapsed,
+        "demand_per_s": (in_flight0 + in_flight1) / 2 / model.poll_interval,
+        "cores": {name: cores(seconds) for name, seconds in cpu.items()} | {"postgres": cores(pg.total())},
+        "host_busy_cores": (host1[0] - host0[0]) / elapsed, "host_cores": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "lock_waits_mean": waits / max(1, samples),
+        "lag_n": len(lags), "lag_unfinished": unfinished,
+        "lag_p50": median(lags), "lag_p95": percentile(lags, 95),
+        "detect_p50": median(detects), "detect_p95": percentile(detects, 95),
+        "io_ceiling_per_s": groups * 2 * _concurrency() / (sum(LATENCY) / 2),
+    }
+    result["poll_worker_ms_per_poll"] = 1000 * cpu["poll workers"] / max(1, polls1 - polls0)
+    result["sandbox_ms_per_request"] = 1000 * cpu["sandbox"] / max(1, sb1 - sb0)
+    result["postgres_ms_per_poll"] = 1000 * pg.total() / max(1, polls1 - polls0)
+    log(f"scaling: {groups} group(s): {result['polls_per_s']:.0f} polls/s, lag p95 {result['lag_p95']:.1f} s, "
+        f"host {result['host_busy_cores']:.2f} of {os.cpu_count()} cores busy")
+    return result
+
+
+def _concurrency() -> int:
+    from django.conf import settings
+
+    return settings.KILN_POLL_CONCURRENCY
+
+
+def _bottleneck(one: dict, two: dict) -> str:
+    """Where two groups' polling stopped growing, from the figures of the two-group phase."""
+    cores = two["host_cores"]
+    if two["host_busy_cores"] >= 0.9 * cores:
+        return f"CPU: the host's {cores} cores {100 * two['host_busy_cores'] / cores:.0f} % busy"
+    if two["cores"]["sandbox"] >= 0.85:
+        return f"sandbox: its one process at {100 * two['cores']['sandbox']:.0f} % of a core"
+    if two["lock_waits_mean"] >= 1 or two["cores"]["postgres"] >= 0.5 * cores:
+        return (f"database: {two['lock_waits_mean']:.1f} backends waiting on locks, "
+                f"{two['cores']['postgres']:.2f} cores")
+    return "none found: the polls are bounded by the provider's latency (I/O)"
+
+
+def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
+    count = 1000 if quick else 5000
+    warmup, window = (10.0, 20.0) if quick else (15.0, 60.0)
+    spread = (30.0, 230.0) if quick else (60.0, 660.0)   # ~1/10 of the jobs complete a minute
+    schedule = common.VAR / "beat-scaling"
+    schedule.unlink(missing_ok=True)
+    beat = common.Child("beat", [common.PY, "-m", "celery", "-A", "project", "beat", "-s", str(schedule),
+                                  "-l", "WARNING"])
+    try:
+        one = _phase(sandbox, beat, 1, count, warmup, window, spread)
+        common.flush_redis()
+        two = _phase(sandbox, beat, 2, count, warmup, window, spread)
+    finally:
+        beat.stop()
+    ratio = two["polls_per_s"] / max(1e-9, one["polls_per_s"])
+    _, model, _ = _model_and_params()
+    target_lag = model.poll_interval + LAG_MARGIN
+    judged = not quick
+    bottleneck = _bottleneck(one, two)
+    n = f"{count:,} in flight"
+
+    def cpu(phase: dict) -> str:
+        c = phase["cores"]
+        return (f"poll {c['poll workers']:.2f}, download {c['download workers']:.2f}, sandbox {c['sandbox']:.2f}, "
+                f"PostgreSQL ≥{c['postgres']:.2f}, host {phase['host_busy_cores']:.2f} of {phase['host_cores']}")
+
+    rows = [
+        Row("scaling", f"polls/s, 2 groups vs 1, {n} ({LATENCY[0] * 1000:.0f}-{LATENCY[1] * 1000:.0f} ms a request)",
+            f"{two['polls_per_s']:.0f}/s", f"{one['polls_per_s']:.0f}/s (1 group)", f"{ratio:.2f}x",
+            f"≥ {TARGET_RATIO}x", ratio >= TARGET_RATIO if judged else None),
+        Row("scaling", "sandbox requests/s (demand: in flight / 4 s)",
+            f"{two['sandbox_requests_per_s']:.0f}/s of {two['demand_per_s']:.0f}",
+            f"{one['sandbox_requests_per_s']:.0f}/s of {one['demand_per_s']:.0f}"),
+        Row("scaling", "p95 completion lag (p50), jobs completed in the window",
+            f"{two['lag_p95']:.1f} s ({two['lag_p50']:.1f} s), {two['lag_n']} jobs",
+            f"{one['lag_p95']:.1f} s ({one['lag_p50']:.1f} s), {one['lag_n']} jobs", "—",
+            f"≤ {target_lag:g} s ({model.poll_interval:g} + {LAG_MARGIN:g})",
+            two["lag_p95"] <= target_lag if judged else None),
+        Row("scaling", "CPU in cores, 2 groups (1 group)", cpu(two), cpu(one)),
+        Row("scaling", "CPU per poll: poll worker / sandbox / PostgreSQL",
+            f"{two['poll_worker_ms_per_poll']:.1f} / {two['sandbox_ms_per_request']:.1f} / "
+            f"≥{two['postgres_ms_per_poll']:.2f} ms",
+            f"{one['poll_worker_ms_per_poll']:.1f} / {one['sandbox_ms_per_request']:.1f} / "
+            f"≥{one['postgres_ms_per_poll']:.2f} ms"),
+        Row("scaling", "ceiling of two groups", bottleneck,
+            f"I/O bound: {one['io_ceiling_per_s']:.0f}/s per group"),
+    ]
+    return rows, {"one_group": one, "two_groups": two, "ratio": ratio, "bottleneck": bottleneck,
+                  "latency_s": LATENCY, "durations": spread}
