@@ -21,16 +21,22 @@ during the window (``finished_at`` in Kiln minus the sandbox's ``completed_at``;
 finished when the window closes counts with its wait so far, a lower bound).
 
 Target (issue 18, point 5): two groups poll at least 1.7x as fast as one. If they do not, the
-rows say where the ceiling is: the host's CPU, the sandbox (one Python process) or the database.
+rows say where the ceiling is: the host's CPU, the sandbox (one Python process) or the database,
+and how many cores 1.7x one group would take at this run's CPU per poll.
 
-``--quick``: 1,000 jobs and a 20 s window; 250 polls/s of demand, which one group meets, so
-the ratio is reported, not judged.
+The control: the same two phases with 4 poll threads a process instead of 32 (2,000 jobs, a
+30 s window), so each group is bound by the provider's latency at a fraction of the CPU. It
+shows whether the engine itself scales with the workers once the CPU is not the limit.
+
+``--quick``: 1,000 jobs and a 20 s window (15 s for the control); the ratios are reported,
+not judged.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from bench import common
@@ -40,6 +46,8 @@ from bench.lag import PROMPT, _insert_submitted, _model_and_params, _submit_batc
 LATENCY = (0.05, 0.2)      # seconds the sandbox takes to answer a provider request
 TARGET_RATIO = 1.7
 LAG_MARGIN = 2.0           # the lag target: the poll interval + this, download included
+POLL_PROCESSES = 2         # a group's poll worker: -c 2, as docs/operations.md runs it
+CONTROL_THREADS = 4        # the I/O-bound control: 4 poll threads a process instead of 32
 
 
 def _host_busy() -> tuple[float, float]:
@@ -60,9 +68,11 @@ def _lock_waits() -> int:
 class _Group:
     """One host's workers: a poll worker of ``-c 2`` processes and a download worker of threads."""
 
-    def __init__(self, n: int):
-        self.poll = common.start_worker(f"poll{n}", "default,poll", 2)
-        self.download = common.start_worker(f"download{n}", "download", common.DOWNLOAD_THREADS, pool="threads")
+    def __init__(self, n: int, concurrency: int):
+        env = {"KILN_POLL_CONCURRENCY": str(concurrency)}
+        self.poll = common.start_worker(f"poll{n}", "default,poll", POLL_PROCESSES, env=env)
+        self.download = common.start_worker(f"download{n}", "download", common.DOWNLOAD_THREADS, pool="threads",
+                                            env=env)
 
     def children(self) -> list[common.Child]:
         return [self.poll, self.download]
@@ -73,24 +83,25 @@ class _Group:
 
 
 def _phase(sandbox: common.Sandbox, beat: common.Child, groups: int, count: int, warmup: float, window: float,
-           spread: tuple[float, float]) -> dict:
+           spread: tuple[float, float], concurrency: int) -> dict:
     from django.db.models import Sum
+    from django.utils import timezone
 
-    from generations.models import TERMINAL, Generation, Prompt, Status
+    from generations.models import IN_FLIGHT, TERMINAL, Generation, Prompt, Status
     from generations.providers.base import Credentials
 
     provider, model, params = _model_and_params()
-    team, (member,) = common.make_team(f"scale{groups}")
+    team, (member,) = common.make_team(f"scale{groups}c{concurrency}")
     key = common.make_key(team, sandbox)
     creds = Credentials(api_key=key.get_api_key(), base_url=key.base_url)
     prompt = Prompt.objects.create(team=team, author=member.user, text=PROMPT)
 
     sandbox.reset()
     sandbox.control(duration_range=list(spread))
-    workers = [_Group(n + 1) for n in range(groups)]
+    workers = [_Group(n + 1, concurrency) for n in range(groups)]
     time.sleep(8)   # workers up
 
-    log(f"scaling: {groups} group(s), submitting {count} jobs")
+    log(f"scaling: {groups} group(s), {concurrency} poll threads a process, submitting {count} jobs")
     started = time.time()
     for chunk in range(0, count, 500):
         job_ids = _submit_batch(provider, model, params, creds, min(500, count - chunk))
@@ -112,11 +123,13 @@ def _phase(sandbox: common.Sandbox, beat: common.Child, groups: int, count: int,
     pg = common.BackendCpu()
     in_flight0 = rows.exclude(status__in=TERMINAL).count()
     host0, t0, polls0, sb0 = _host_busy(), time.time(), polls(), sandbox_polls()
-    waits, samples = 0, 0
+    waits, overdue, samples = 0, 0, 0
     while time.time() < t0 + window:
         time.sleep(2)
         pg.sample()
         waits += _lock_waits()
+        # Rows due more than a second ago and not yet claimed: the backlog (0: keeping up).
+        overdue += rows.filter(status__in=IN_FLIGHT, next_poll_at__lt=timezone.now() - timedelta(seconds=1)).count()
         samples += 1
     host1, t1, polls1, sb1 = _host_busy(), time.time(), polls(), sandbox_polls()
     in_flight1 = rows.exclude(status__in=TERMINAL).count()
@@ -156,24 +169,20 @@ def _phase(sandbox: common.Sandbox, beat: common.Child, groups: int, count: int,
         "cores": {name: cores(seconds) for name, seconds in cpu.items()} | {"postgres": cores(pg.total())},
         "host_busy_cores": (host1[0] - host0[0]) / elapsed, "host_cores": os.cpu_count(),
         "load_avg": os.getloadavg(),
-        "lock_waits_mean": waits / max(1, samples),
+        "lock_waits_mean": waits / max(1, samples), "overdue_mean": overdue / max(1, samples),
+        "concurrency": concurrency,
         "lag_n": len(lags), "lag_unfinished": unfinished,
         "lag_p50": median(lags), "lag_p95": percentile(lags, 95),
         "detect_p50": median(detects), "detect_p95": percentile(detects, 95),
-        "io_ceiling_per_s": groups * 2 * _concurrency() / (sum(LATENCY) / 2),
+        "io_ceiling_per_s": groups * POLL_PROCESSES * concurrency / (sum(LATENCY) / 2),
     }
     result["poll_worker_ms_per_poll"] = 1000 * cpu["poll workers"] / max(1, polls1 - polls0)
     result["sandbox_ms_per_request"] = 1000 * cpu["sandbox"] / max(1, sb1 - sb0)
     result["postgres_ms_per_poll"] = 1000 * pg.total() / max(1, polls1 - polls0)
-    log(f"scaling: {groups} group(s): {result['polls_per_s']:.0f} polls/s, lag p95 {result['lag_p95']:.1f} s, "
-        f"host {result['host_busy_cores']:.2f} of {os.cpu_count()} cores busy")
+    log(f"scaling: {groups} group(s), {concurrency} threads: {result['polls_per_s']:.0f} polls/s, "
+        f"backlog {result['overdue_mean']:.0f}, lag p95 {result['lag_p95']:.1f} s, "
+        f"host {result['host_busy_cores']:.2f} of {os.cpu_count()} cores busy, load {os.getloadavg()[0]:.1f}")
     return result
-
-
-def _concurrency() -> int:
-    from django.conf import settings
-
-    return settings.KILN_POLL_CONCURRENCY
 
 
 def _bottleneck(one: dict, two: dict) -> str:
@@ -189,37 +198,60 @@ def _bottleneck(one: dict, two: dict) -> str:
     return "none found: the polls are bounded by the provider's latency (I/O)"
 
 
+def _ours(phase: dict) -> float:
+    """Cores used by the run's own processes (workers, beat, sandbox, PostgreSQL backends)."""
+    return sum(phase["cores"].values())
+
+
 def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
-    count = 1000 if quick else 5000
-    warmup, window = (10.0, 20.0) if quick else (15.0, 60.0)
-    spread = (30.0, 230.0) if quick else (60.0, 660.0)   # ~1/10 of the jobs complete a minute
+    count, control_count = (1000, 1000) if quick else (5000, 2000)
+    warmup, window, control_window = (10.0, 20.0, 15.0) if quick else (15.0, 60.0, 30.0)
+    spread = (20.0, 220.0) if quick else (30.0, 630.0)   # ~1/10 of the jobs complete a minute
     schedule = common.VAR / "beat-scaling"
     schedule.unlink(missing_ok=True)
     beat = common.Child("beat", [common.PY, "-m", "celery", "-A", "project", "beat", "-s", str(schedule),
-                                  "-l", "WARNING"])
+                                 "-l", "WARNING"])
+    from django.conf import settings
+
+    threads = settings.KILN_POLL_CONCURRENCY
+    phases = {}
     try:
-        one = _phase(sandbox, beat, 1, count, warmup, window, spread)
-        common.flush_redis()
-        two = _phase(sandbox, beat, 2, count, warmup, window, spread)
+        for name, groups, jobs, seconds, concurrency in (
+                ("one", 1, count, window, threads), ("two", 2, count, window, threads),
+                ("control_one", 1, control_count, control_window, CONTROL_THREADS),
+                ("control_two", 2, control_count, control_window, CONTROL_THREADS)):
+            phases[name] = _phase(sandbox, beat, groups, jobs, warmup, seconds, spread, concurrency)
+            common.flush_redis()
     finally:
         beat.stop()
+    one, two = phases["one"], phases["two"]
     ratio = two["polls_per_s"] / max(1e-9, one["polls_per_s"])
+    control_ratio = phases["control_two"]["polls_per_s"] / max(1e-9, phases["control_one"]["polls_per_s"])
     _, model, _ = _model_and_params()
     target_lag = model.poll_interval + LAG_MARGIN
     judged = not quick
     bottleneck = _bottleneck(one, two)
+    # What 1.7x one group would take, at this run's CPU per poll of every process involved.
+    cpu_per_poll = _ours(one) / max(1e-9, one["polls_per_s"])
+    wanted = TARGET_RATIO * one["polls_per_s"]
+    needed = {"polls_per_s": wanted, "cores": wanted * cpu_per_poll, "cpu_ms_per_poll": 1000 * cpu_per_poll,
+              "cores_without_sandbox": wanted * (cpu_per_poll - one["cores"]["sandbox"] / max(1e-9, one["polls_per_s"]))}
     n = f"{count:,} in flight"
 
     def cpu(phase: dict) -> str:
         c = phase["cores"]
         return (f"poll {c['poll workers']:.2f}, download {c['download workers']:.2f}, sandbox {c['sandbox']:.2f}, "
-                f"PostgreSQL ≥{c['postgres']:.2f}, host {phase['host_busy_cores']:.2f} of {phase['host_cores']}")
+                f"PostgreSQL ≥{c['postgres']:.2f}; host {phase['host_busy_cores']:.2f} of {phase['host_cores']}, "
+                f"load {phase['load_avg'][0]:.0f}")
+
+    def polls(phase: dict) -> str:
+        return f"{phase['polls_per_s']:.0f}/s, backlog {phase['overdue_mean']:.0f}"
 
     rows = [
         Row("scaling", f"polls/s, 2 groups vs 1, {n} ({LATENCY[0] * 1000:.0f}-{LATENCY[1] * 1000:.0f} ms a request)",
-            f"{two['polls_per_s']:.0f}/s", f"{one['polls_per_s']:.0f}/s (1 group)", f"{ratio:.2f}x",
+            polls(two), f"{polls(one)} (1 group)", f"{ratio:.2f}x",
             f"≥ {TARGET_RATIO}x", ratio >= TARGET_RATIO if judged else None),
-        Row("scaling", "sandbox requests/s (demand: in flight / 4 s)",
+        Row("scaling", "sandbox requests/s (asked: in flight / 4 s)",
             f"{two['sandbox_requests_per_s']:.0f}/s of {two['demand_per_s']:.0f}",
             f"{one['sandbox_requests_per_s']:.0f}/s of {one['demand_per_s']:.0f}"),
         Row("scaling", "p95 completion lag (p50), jobs completed in the window",
@@ -234,7 +266,11 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
             f"{one['poll_worker_ms_per_poll']:.1f} / {one['sandbox_ms_per_request']:.1f} / "
             f"≥{one['postgres_ms_per_poll']:.2f} ms"),
         Row("scaling", "ceiling of two groups", bottleneck,
-            f"I/O bound: {one['io_ceiling_per_s']:.0f}/s per group"),
+            f"1.7x one group = {wanted:.0f} polls/s needs ≈{needed['cores']:.1f} cores at "
+            f"{needed['cpu_ms_per_poll']:.1f} ms a poll ({needed['cores_without_sandbox']:.1f} with the sandbox elsewhere)"),
+        Row("scaling", f"control, I/O-bound ({CONTROL_THREADS} poll threads a process), {control_count:,} in flight: "
+            "polls/s 2 groups vs 1", polls(phases["control_two"]), f"{polls(phases['control_one'])} (1 group)",
+            f"{control_ratio:.2f}x", f"≥ {TARGET_RATIO}x", control_ratio >= TARGET_RATIO if judged else None),
     ]
-    return rows, {"one_group": one, "two_groups": two, "ratio": ratio, "bottleneck": bottleneck,
-                  "latency_s": LATENCY, "durations": spread}
+    return rows, {**phases, "ratio": ratio, "control_ratio": control_ratio, "bottleneck": bottleneck,
+                  "needed": needed, "latency_s": LATENCY, "durations": spread}
