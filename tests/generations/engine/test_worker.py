@@ -111,26 +111,33 @@ def test_a_worker_runs_a_shark_video_from_the_command_line_to_a_stored_file(work
     assert_ledger_consistent()
 
 
+def _at_once(n: int, work) -> list:
+    """Run ``work`` in ``n`` threads released together (each on its own database connection,
+    as ``n`` worker processes would be); returns what each returned."""
+    barrier, results = threading.Barrier(n), []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(work())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_of_many_workers_racing_to_claim_one_job_exactly_one_wins(transactional_db, memory_broker, team, sandbox, sandbox_key):
     user = make_member(team, "racer@acme.test", credits=1_000_000)
     sandbox_key(team, "shark")
     membership = user.memberships.get()
     generation = create_generation(membership=membership, provider_id="shark", model_id=VIDEO,
                                    operation="text-to-video", prompt="race")
-    barrier, wins = threading.Barrier(8), []
-
-    def claim():
-        barrier.wait()
-        try:
-            wins.append(claim_for_submit(generation.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    wins = _at_once(8, lambda: claim_for_submit(generation.pk))
     assert len([w for w in wins if w is not None]) == 1
 
 
@@ -142,20 +149,7 @@ def test_concurrent_poll_ticks_share_due_jobs_without_overlap(transactional_db, 
                              prompt=f"job {i}").pk for i in range(30)]
     Generation.objects.filter(pk__in=pks).update(status=Status.SUBMITTED, provider_job_id="x",
                                                  next_poll_at=timezone.now())
-    barrier, claimed = threading.Barrier(4), []
-
-    def tick():
-        barrier.wait()
-        try:
-            claimed.append([g.pk for g in _claim_due(timezone.now(), 10)])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=tick) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    claimed = _at_once(4, lambda: [g.pk for g in _claim_due(timezone.now(), 10)])
     flat = [pk for batch in claimed for pk in batch]
     assert len(flat) == len(set(flat)) == 30
     assert credits.verify() and all(c.ok for c in credits.verify())
@@ -199,20 +193,7 @@ def test_ticks_working_off_a_backlog_together_never_poll_one_job_twice_at_once(
     jobs = _in_flight_jobs(team, 30)
     Generation.objects.filter(pk__in=[g.pk for g in jobs]).update(next_poll_at=timezone.now())
     sandbox.control(latency_range=[0.1, 0.1])   # every poll in flight long enough to be overlapped
-    barrier, polled = threading.Barrier(4), []
-
-    def tick():
-        barrier.wait()
-        try:
-            polled.append(poll_due(limit=5, budget_seconds=1.0))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=tick) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    polled = _at_once(4, lambda: poll_due(limit=5, budget_seconds=1.0))
     overlaps, polls = _overlapping_polls(sandbox, jobs)
     assert overlaps == 0
     assert polls == sum(polled) >= 30
