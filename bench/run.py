@@ -1,4 +1,4 @@
-"""Kiln's benchmarks: ``make bench`` (all) or ``python bench/run.py [lag|gallery|status|download|burst|probe|zip|sandbox|webhook_lag|healthz ...]``.
+"""Kiln's benchmarks: ``make bench`` (all) or ``python bench/run.py [lag|gallery|status|download|burst|probe|zip|sandbox|webhook_lag|healthz|scaling ...]``.
 
 It sets up what it needs on 127.0.0.1 and takes it down again: a dedicated
 PostgreSQL database (``kiln_bench``: dropped, created, migrated; dropped at the
@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 
-BENCHMARKS = ("lag", "gallery", "status", "download", "burst", "probe", "zip", "sandbox", "webhook_lag", "healthz")
+BENCHMARKS = ("lag", "gallery", "status", "download", "burst", "probe", "zip", "sandbox", "webhook_lag", "healthz",
+              "scaling")
 
 
 def main(argv: list[str] | None = None) -> int:

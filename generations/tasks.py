@@ -14,12 +14,16 @@ they are registered under here.
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from generations.engine import download, poll, recovery, submit, wakeups
 from generations.team_webhooks import delivery, outbox
+
+logger = logging.getLogger(__name__)
 
 DB_ERRORS = (OperationalError, InterfaceError)
 _retry = {"autoretry_for": DB_ERRORS, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
@@ -34,7 +38,20 @@ def submit_generation(generation_id: int) -> str:
 def poll_due() -> int:
     # Poll what falls due during most of this tick on time; the rest of the tick is slack
     # so the worker's other process is free for submits and the next tick finds it idle.
-    return poll.poll_due(linger_seconds=0.8 * settings.KILN_POLL_TICK_SECONDS)
+    # A backlog (a full batch) queues one more tick at once, for any idle worker process:
+    # polling capacity grows with the workers, not with the beat's rate.
+    return poll.poll_due(linger_seconds=0.8 * settings.KILN_POLL_TICK_SECONDS, on_backlog=_another_tick)
+
+
+def _another_tick() -> None:
+    """One more ``poll_due`` on the poll queue, worth as long as a beat's tick (it expires as they do)."""
+    if poll_due.app.conf.task_always_eager:
+        return  # it would run here, inside this one: the loop already works the backlog off
+    try:
+        poll_due.apply_async(expires=settings.KILN_POLL_TICK_SECONDS)
+    except Exception:
+        # The broker refused: the beat's ticks still come, this one just polls on alone.
+        logger.warning("could not queue another poll tick for the backlog", exc_info=True)
 
 
 @shared_task(name="generations.tasks.poll_generation", **_retry)

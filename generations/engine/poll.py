@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,13 +114,21 @@ def _fetch(provider: Provider, job_id: str, creds: Credentials, model: ModelSpec
     return provider.poll(job_id, creds, model=model)
 
 
-def poll_due(limit: int | None = None, budget_seconds: float | None = None, linger_seconds: float = 0.0) -> int:
+def poll_due(limit: int | None = None, budget_seconds: float | None = None, linger_seconds: float = 0.0,
+             on_backlog: Callable[[], None] | None = None) -> int:
     """Claim due in-flight rows a batch at a time and poll each batch concurrently, until
     none are due or ``budget_seconds`` (default: 5 ticks) are spent; returns how many were polled.
 
     Looping keeps the throughput independent of the beat's tick: a backlog is
     worked off by the tick that finds it, and concurrent ticks (other worker
     processes) take other rows (SKIP LOCKED + the lease).
+
+    ``on_backlog`` (the beat's task passes one that queues another tick) is called once,
+    as soon as a claim comes back full: more is due than one batch, so another worker
+    process, on this host or another, should start on the rest now. Without it the only
+    other ticks are the beat's, one a second: however many worker processes there were,
+    no more than budget / tick of them (5) ever polled at once, and each one that finished
+    its budget sat idle until the next tick reached it.
 
     ``linger_seconds`` (the beat's task passes most of a tick): once nothing is due,
     wait for the rows that fall due before then and poll them on time, instead of
@@ -131,7 +140,9 @@ def poll_due(limit: int | None = None, budget_seconds: float | None = None, ling
     stop, linger_until = started + budget, started + linger_seconds
     total = 0
     while True:
-        polled = _poll_batch(limit)
+        polled = _poll_batch(limit, on_full=on_backlog)
+        if polled == limit:
+            on_backlog = None   # once: the tick it queued does the same if the backlog holds
         total += polled
         now = time.monotonic()
         if now >= stop:
@@ -159,11 +170,13 @@ def _seconds_until_due(within: float) -> float | None:
     return max((first - now).total_seconds(), 0.0)
 
 
-def _poll_batch(limit: int) -> int:
+def _poll_batch(limit: int, on_full: Callable[[], None] | None = None) -> int:
     now = timezone.now()
     rows = _claim_due(now, limit)
     if not rows:
         return 0
+    if on_full and len(rows) == limit:
+        on_full()  # before polling this batch: whoever takes the rest starts now
     futures: dict[Future, tuple[Generation, ModelSpec | None]] = {}
     creds_cache: dict[int, Credentials] = {}
     pool = _pool()

@@ -95,9 +95,11 @@ Control API (JSON; no auth; never subject to faults)
   the defaults the server was started with.
 - ``GET|POST /_control/settings`` (``POST /_control`` is the same): e.g.
   ``{"duration": 1.0, "media_ttl": 300, "shark_running_status": "in_progress",
-  "sync_seconds": 0.0, "duration_range": [10, 120]}`` (``duration_range``: each
-  new job takes a random duration in that range, for load tests; null: use
-  ``duration``); any key is stored (provider modules read
+  "sync_seconds": 0.0, "duration_range": [10, 120], "latency_range": [0.05, 0.2]}``
+  (``duration_range``: each new job takes a random duration in that range, for load
+  tests; null: use ``duration``. ``latency_range``: every provider API request, media
+  aside, is answered after a random delay in that range, as a real provider's
+  network and queueing add, for load tests; null: at once); any key is stored (provider modules read
   ``app.settings.get(key, default)``). Answers the current settings.
 - ``POST /_control/faults``: one fault or ``{"faults": [...]}``. A fault:
   ``{"path": regex (re.search on the full path, e.g. "^/shark/api/v1/videos$"),
@@ -124,7 +126,9 @@ Control API (JSON; no auth; never subject to faults)
   ``completed_at`` is when the sandbox made the job terminal (clock or override).
 - ``POST /_control/jobs/<id>``: ``{"state": ..., "error": ..., "raw_status": ...}``.
 - ``GET /_control/requests``: the last 5000 requests ``{method, path, status,
-  auth (bool: an Authorization header was sent), time, json}``; ``json`` is the
+  auth (bool: an Authorization header was sent), started, time, json}`` (``started``:
+  when the request arrived, ``time``: when it was answered, so tests can see two
+  requests about one job overlap); ``json`` is the
   request's JSON body as sent (strings over 200 characters cut, so inline media
   stays small; None when the body was not JSON): tests check the JSON types a
   client sends.
@@ -166,6 +170,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "media_ttl": 600.0,    # seconds a signed media URL lives
     "sync_seconds": 0.0,   # how long synchronous endpoints think before answering
     "duration_range": None,  # [low, high]: each job takes a random duration in it (overrides "duration")
+    "latency_range": None,   # [low, high]: each provider API request waits a random time in it first
 }
 QUEUED_FRACTION = 0.15
 KEYWORDS = ("moderate", "fail", "unsafe", "slow")
@@ -725,8 +730,13 @@ class Sandbox:
 
         Raises ``ResetConnection`` for a ``reset`` fault; a ``reset_after`` answer raises it
         while it is being sent."""
+        started = time.time()
         fault = self.faults.take(req.method, req.path)
-        entry = {"method": req.method, "path": req.path, "auth": bool(req.headers.get("Authorization"))}
+        latency = self.settings.get("latency_range")
+        if latency and not req.path.startswith("/media/"):
+            time.sleep(random.uniform(float(latency[0]), float(latency[1])))
+        entry = {"method": req.method, "path": req.path, "auth": bool(req.headers.get("Authorization")),
+                 "started": started}
         try:
             response = self._respond(req, fault)
         except ResetConnection:

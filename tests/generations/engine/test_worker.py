@@ -1,6 +1,8 @@
 """The real thing: a Celery worker (with beat) on Redis and PostgreSQL runs a Shark
 video job to completion through the sandbox; and claims race on real connections."""
 
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -16,8 +18,8 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.credits import services as credits
-from generations.engine.poll import _claim_due
-from generations.engine.submit import claim_for_submit
+from generations.engine.poll import _claim_due, poll_due
+from generations.engine.submit import claim_for_submit, submit
 from generations.models import Generation, Status
 from generations.services import create_generation
 from tests.conftest import make_member
@@ -35,10 +37,11 @@ def memory_broker():
 
 
 def _start_worker(settings, tmp_path, *, beat: bool = True, broker_url: str | None = None,
-                  media_env: dict[str, str] | None = None):
+                  media_env: dict[str, str] | None = None, **extra_env: str):
     """A worker process on PostgreSQL and ``broker_url`` (default: the Redis of REDIS_URL;
     "" for the embedded filesystem broker under ``tmp_path``/var, as ``make run`` has), keeping
-    media where ``media_env`` says (default: the test's MEDIA_ROOT)."""
+    media where ``media_env`` says (default: the test's MEDIA_ROOT); ``extra_env``: more of its
+    environment (KILN_POLL_BATCH="5")."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url() + "?conn_max_age=0",
@@ -50,6 +53,7 @@ def _start_worker(settings, tmp_path, *, beat: bool = True, broker_url: str | No
         "KILN_POLL_TICK_SECONDS": "0.5",
         "SECRET_KEY": "worker-test-secret-key-" + "x" * 40,
         "LOG_LEVEL": "WARNING",
+        **extra_env,
     }
     if not env["CELERY_BROKER_URL"]:
         del env["CELERY_BROKER_URL"]
@@ -109,26 +113,33 @@ def test_a_worker_runs_a_shark_video_from_the_command_line_to_a_stored_file(work
     assert_ledger_consistent()
 
 
+def _at_once(n: int, work) -> list:
+    """Run ``work`` in ``n`` threads released together (each on its own database connection,
+    as ``n`` worker processes would be); returns what each returned."""
+    barrier, results = threading.Barrier(n), []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(work())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_of_many_workers_racing_to_claim_one_job_exactly_one_wins(transactional_db, memory_broker, team, sandbox, sandbox_key):
     user = make_member(team, "racer@acme.test", credits=1_000_000)
     sandbox_key(team, "shark")
     membership = user.memberships.get()
     generation = create_generation(membership=membership, provider_id="shark", model_id=VIDEO,
                                    operation="text-to-video", prompt="race")
-    barrier, wins = threading.Barrier(8), []
-
-    def claim():
-        barrier.wait()
-        try:
-            wins.append(claim_for_submit(generation.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    wins = _at_once(8, lambda: claim_for_submit(generation.pk))
     assert len([w for w in wins if w is not None]) == 1
 
 
@@ -140,23 +151,116 @@ def test_concurrent_poll_ticks_share_due_jobs_without_overlap(transactional_db, 
                              prompt=f"job {i}").pk for i in range(30)]
     Generation.objects.filter(pk__in=pks).update(status=Status.SUBMITTED, provider_job_id="x",
                                                  next_poll_at=timezone.now())
-    barrier, claimed = threading.Barrier(4), []
-
-    def tick():
-        barrier.wait()
-        try:
-            claimed.append([g.pk for g in _claim_due(timezone.now(), 10)])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=tick) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    claimed = _at_once(4, lambda: [g.pk for g in _claim_due(timezone.now(), 10)])
     flat = [pk for batch in claimed for pk in batch]
     assert len(flat) == len(set(flat)) == 30
     assert credits.verify() and all(c.ok for c in credits.verify())
+
+
+def _in_flight_jobs(team, count: int) -> list[Generation]:
+    """``count`` Shark videos sent to the sandbox by the engine's submit, each now in flight there."""
+    user = make_member(team, "poller@acme.test", credits=10_000_000)
+    membership = user.memberships.get()
+    pks = [create_generation(membership=membership, provider_id="shark", model_id=VIDEO, operation="text-to-video",
+                             prompt=f"job {i}").pk for i in range(count)]
+    for pk in pks:
+        submit(pk)
+    jobs = list(Generation.objects.filter(pk__in=pks))
+    assert all(g.status == Status.SUBMITTED for g in jobs)
+    return jobs
+
+
+def _overlapping_polls(sandbox, jobs: list[Generation]) -> tuple[int, int]:
+    """(polls that overlapped another poll of the same job, polls) in the sandbox's request log."""
+    polls: dict[str, list[tuple[float, float]]] = {g.provider_job_id: [] for g in jobs}
+    for request in sandbox.requests():
+        job_id = request["path"].rstrip("/").rsplit("/", 1)[-1]
+        if request["method"] == "GET" and job_id in polls:
+            polls[job_id].append((request["started"], request["time"]))
+    overlaps = 0
+    for spans in polls.values():
+        spans.sort()
+        overlaps += sum(1 for (_, end), (start, _) in itertools.pairwise(spans) if start < end)
+    assert all(polls.values()), "every job was polled"
+    return overlaps, sum(len(spans) for spans in polls.values())
+
+
+def test_ticks_working_off_a_backlog_together_never_poll_one_job_twice_at_once(
+        transactional_db, memory_broker, team, sandbox, sandbox_key):
+    """Four ticks at once (four worker processes) on 30 due jobs, five at a time: each claim
+    takes other rows (SKIP LOCKED and the lease), so the provider never sees one job polled
+    by two of them at the same time, whatever the timing."""
+    sandbox.control(duration=600)
+    sandbox_key(team, "shark")
+    jobs = _in_flight_jobs(team, 30)
+    Generation.objects.filter(pk__in=[g.pk for g in jobs]).update(next_poll_at=timezone.now())
+    sandbox.control(latency_range=[0.1, 0.1])   # every poll in flight long enough to be overlapped
+    polled = _at_once(4, lambda: poll_due(limit=5, budget_seconds=1.0))
+    overlaps, polls = _overlapping_polls(sandbox, jobs)
+    assert overlaps == 0
+    assert polls == sum(polled) >= 30
+
+
+@pytest.mark.redis
+def test_a_tick_that_finds_more_due_than_one_batch_queues_one_more_tick_for_any_idle_worker(
+        transactional_db, memory_broker, team, sandbox, sandbox_key, settings):
+    """The beat sends one tick a second. A tick that claims a full batch queues another at once,
+    so a backlog is shared by every idle worker process (on any host) instead of waiting for
+    the beat; the queued tick expires as the beat's do. Without a backlog, nothing extra."""
+    import redis
+
+    from generations import tasks
+
+    settings.KILN_POLL_BATCH = 5
+    sandbox.control(duration=600)
+    sandbox_key(team, "shark")
+    jobs = _in_flight_jobs(team, 12)
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+    def ticks_queued_by(due: list[Generation]) -> list[dict]:
+        client.flushdb()
+        Generation.objects.filter(pk__in=[g.pk for g in due]).update(next_poll_at=timezone.now())
+        with broker(os.environ["REDIS_URL"]):
+            tasks.poll_due()
+        messages = [json.loads(raw) for raw in client.lrange("poll", 0, -1)]
+        return [m["headers"] for m in messages if m["headers"]["task"] == "generations.tasks.poll_due"]
+
+    queued = ticks_queued_by(jobs)          # 12 due: batches of 5, 5, 2
+    assert len(queued) == 1 and queued[0]["expires"]
+    assert ticks_queued_by(jobs[:3]) == []  # 3 due: one batch, not full
+    client.flushdb()
+
+
+@pytest.mark.redis
+def test_two_worker_hosts_share_a_backlog_and_never_poll_one_job_twice_at_once(
+        transactional_db, memory_broker, team, sandbox, sandbox_key, settings, tmp_path):
+    """Two worker processes on Redis (one with the beat), 24 jobs due at once, polled 5 to a
+    claim at a provider that takes 50 ms an answer: every job polled, none by two at once."""
+    import redis
+
+    sandbox.control(duration=600)
+    sandbox_key(team, "shark")
+    jobs = _in_flight_jobs(team, 24)
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    sandbox.control(latency_range=[0.05, 0.05])
+    Generation.objects.filter(pk__in=[g.pk for g in jobs]).update(next_poll_at=timezone.now())
+    hosts = [tmp_path / f"host{n}" for n in range(2)]   # each its own working directory
+    for host in hosts:
+        host.mkdir()
+    workers = [_start_worker(settings, host, beat=host == hosts[0], KILN_POLL_BATCH="5", KILN_POLL_CONCURRENCY="4")
+               for host in hosts]
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if not Generation.objects.filter(pk__in=[g.pk for g in jobs], poll_count__lt=2).exists():
+                break
+            time.sleep(0.5)
+    finally:
+        for process in workers:
+            _stop(process)
+    overlaps, polls = _overlapping_polls(sandbox, jobs)
+    assert not Generation.objects.filter(pk__in=[g.pk for g in jobs], poll_count__lt=2).exists()
+    assert overlaps == 0 and polls >= 48
 
 
 def _filesystem_broker(tmp_path) -> dict:

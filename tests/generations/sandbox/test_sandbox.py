@@ -97,6 +97,17 @@ def test_a_duration_range_gives_each_job_its_own_random_duration_within_it(sandb
     assert sandbox.jobs()["jobs"][-1]["duration"] == pytest.approx(1.0)
 
 
+def test_a_latency_range_holds_every_provider_request_at_least_its_low_end(sandbox, echo):
+    """Load tests give the sandbox a real provider's latency, so polling waits on the network."""
+    sandbox.control(latency_range=[0.3, 0.3])
+    started = time.monotonic()
+    job_id = echo.post("/jobs", json={"prompt": "a fox"}).json()["id"]
+    echo.get(f"/jobs/{job_id}")
+    assert time.monotonic() - started >= 0.6
+    sandbox.control(latency_range=None)
+    assert sandbox.jobs()["jobs"][0]["polls"] == 1
+
+
 def test_missing_invalid_and_broke_keys_are_refused_in_the_providers_envelope(sandbox, echo):
     url = sandbox.base_url("echo") + "/jobs"
     assert httpx.post(url, json={}).status_code == 401
