@@ -155,6 +155,19 @@ def test_uploads_are_multipart_in_parts_of_bounded_size(s3):
         assert hashlib.sha256(fh.read()).digest() == hashlib.sha256(content).digest()
 
 
+# -- the media marker ----------------------------------------------------------------------
+
+
+@pytest.mark.media
+def test_the_s3_variant_of_a_media_test_keeps_its_files_in_a_bucket(request, s3_server):
+    # A media test that asks for no storage fixture of its own (most of them) still runs on S3.
+    name = default_storage.save(f"marker/{uuid.uuid4().hex}.txt", ContentFile(b"where am I"))
+    buckets = [b["Name"] for b in s3_server.client().list_buckets()["Buckets"]]
+    in_a_bucket = any(s3_server.client().list_objects_v2(Bucket=b, Prefix=f"kiln/{name}").get("KeyCount")
+                      for b in buckets)
+    assert in_a_bucket == (request.node.callspec.params["media_backend"] == "s3")
+
+
 # -- a broken bucket -----------------------------------------------------------------------
 
 
