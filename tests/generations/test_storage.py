@@ -350,3 +350,12 @@ def test_an_endpoint_that_is_not_a_url_is_refused(monkeypatch):
     monkeypatch.setenv("KILN_S3_ENDPOINT_URL", "minio:9000")
     with pytest.raises(ImproperlyConfigured, match="KILN_S3_ENDPOINT_URL"):
         envmediastorage("KILN_MEDIA_STORAGE")
+
+
+def test_an_addressing_style_that_is_not_one_is_refused(monkeypatch):
+    # botocore refuses it only when the storage is first used: every media request would be a 500.
+    monkeypatch.setenv("KILN_MEDIA_STORAGE", "s3")
+    monkeypatch.setenv("KILN_S3_BUCKET", "media")
+    monkeypatch.setenv("KILN_S3_ADDRESSING_STYLE", "pth")
+    with pytest.raises(ImproperlyConfigured, match="KILN_S3_ADDRESSING_STYLE"):
+        envmediastorage("KILN_MEDIA_STORAGE")
