@@ -254,6 +254,24 @@ def test_a_download_into_a_missing_bucket_is_retried_not_failed(make, missing_bu
     assert "KILN_S3_BUCKET" in " ".join(r.getMessage() for r in caplog.records)
 
 
+@only_s3
+def test_a_submit_that_cannot_read_its_inputs_gives_its_claim_back_and_tries_again(make, missing_bucket, caplog):
+    # Nothing was sent: the job must not wait out the submit lease and end "lost", held for review.
+    from generations.engine.submit import submit
+
+    upload = ContentFile(png_bytes(), name="frame.png")
+    generation = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=upload)])
+    missing_bucket()
+
+    with caplog.at_level(logging.ERROR):
+        assert submit(generation.pk) == "retrying"
+
+    generation.refresh_from_db()
+    assert (generation.status, generation.claimed_at, generation.needs_review) == (Status.QUEUED, None, False)
+    assert generation.provider_job_id == "" and generation.error_count == 1
+    assert "KILN_S3_BUCKET" in " ".join(r.getMessage() for r in caplog.records)
+
+
 # -- links that end ------------------------------------------------------------------------
 
 
