@@ -157,7 +157,7 @@ class S3MediaStorage(S3Storage):
         with self.errors(key):
             head = client.head_object(Bucket=self.bucket_name, Key=key)
         raw = _RangedReader(self, client, key, head["ContentLength"], head.get("ETag"))
-        return RangedFile(io.BufferedReader(raw, buffer_size=READ_BUFFER), name=name, size=raw.size)
+        return RangedFile(io.BufferedReader(raw, buffer_size=READ_BUFFER), name=name, size=raw.size, storage=self)
 
     def size(self, name):
         key = self._normalize_name(clean_name(name))
@@ -191,18 +191,24 @@ class S3MediaStorage(S3Storage):
 class RangedFile(File):
     """A read-only, seekable stored file (``File`` over the buffered ranged reader)."""
 
-    def __init__(self, file, name: str, size: int):
+    def __init__(self, file, name: str, size: int, storage: S3MediaStorage):
         super().__init__(file, name=name)
         self._size = size
+        self._storage = storage
 
     @property
     def size(self) -> int:
         return self._size
 
     def open(self, mode=None):
+        """Closed, it opens again through the storage (a fresh HEAD), as a file on disk reopens by
+        its path: a model's ``FieldFile`` keeps its file, and ``field.open()`` after a ``with`` block
+        (the same gallery image checked once per model of a compare batch) reopens it."""
         if self.closed:
-            raise ValueError("A stored file is opened again through the storage, not its closed handle.")
-        self.seek(0)
+            fresh = self._storage.open(self.name, "rb")
+            self.file, self._size = fresh.file, fresh.size
+        else:
+            self.seek(0)
         return self
 
 

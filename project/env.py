@@ -123,6 +123,9 @@ def envmediastorage(name: str) -> dict:
     endpoint = os.environ.get("KILN_S3_ENDPOINT_URL", "").strip()
     if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
         raise ImproperlyConfigured(f"KILN_S3_ENDPOINT_URL must be an http(s) URL, got {endpoint!r}")
+    style = os.environ.get("KILN_S3_ADDRESSING_STYLE", "").strip() or ("path" if endpoint else None)
+    if style not in (None, "path", "virtual", "auto"):
+        raise ImproperlyConfigured(f"KILN_S3_ADDRESSING_STYLE must be path, virtual or auto, got {style!r}")
     options = {
         "bucket_name": bucket,
         "region_name": os.environ.get("KILN_S3_REGION", "").strip() or "us-east-1",
@@ -134,7 +137,7 @@ def envmediastorage(name: str) -> dict:
         "querystring_expire": envint("KILN_S3_URL_SECONDS", 3600, minimum=60),
         # Path-style (endpoint/bucket/key) for a non-AWS store: MinIO, Ceph and moto answer it
         # without a DNS name per bucket.
-        "addressing_style": os.environ.get("KILN_S3_ADDRESSING_STYLE", "").strip() or ("path" if endpoint else None),
+        "addressing_style": style,
     }
     return {"BACKEND": "generations.storage.S3MediaStorage", "OPTIONS": options}
 

@@ -156,6 +156,15 @@ def _plain_static_storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _media_variant(request):
+    """Runs ``media_backend`` for a ``media`` test that does not ask for it itself. pytest drops a
+    fixture that only ``pytest_generate_tests`` added from the fixtures a test runs (its parameter
+    is set, the fixture never runs): the ``s3`` variant would quietly run on the file system."""
+    if "media_backend" in getattr(getattr(request.node, "callspec", None), "params", {}):
+        request.getfixturevalue("media_backend")
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 API server on loopback (moto, its own process), for the session."""

@@ -77,6 +77,7 @@ from generations.providers.base import (
     request_problem,
 )
 from generations.providers.registry import get_provider
+from generations.storage_errors import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,16 @@ def _send(pk: int, claimed_at: datetime) -> str:
         # Nothing was sent: an honest failure, credits back.
         fail(pk, Status.QUEUED, f"Kiln could not send this job: {exc}")
         return "failed before sending"
+    except StorageUnavailable as exc:
+        # The inputs could not be read, so nothing was sent: tried again, like a provider not reached.
+        logger.error("generation %s: media storage unavailable: %s", pk, exc)
+        attempts = generation.error_count + 1
+        if attempts >= MAX_SUBMIT_ATTEMPTS:
+            fail(pk, Status.QUEUED, f"Kiln could not read this job's input files after {attempts} attempts.")
+            return "gave up"
+        delay = backoff_seconds(max(2.0, model.poll_interval), attempts - 1)
+        _reschedule(pk, claimed_at, delay)
+        return "retrying"
 
     try:
         submitted = provider.submit(job, creds)
@@ -341,7 +352,13 @@ def _submit_error(generation: Generation, exc: ProviderError, claimed_at: dateti
         fail(pk, Status.QUEUED, f"{name} did not accept the job after {attempts} attempts: {exc.message}")
         return "gave up"
     delay = backoff_seconds(max(2.0, model.poll_interval), attempts - 1, exc.retry_after)
+    _reschedule(pk, claimed_at, delay)
+    logger.info("generation %s: %s not reached (%s); retrying in %.1fs", pk, name, exc.message, delay)
+    return "retrying"
 
+
+def _reschedule(pk: int, claimed_at: datetime, delay: float) -> None:
+    """Nothing was sent: give the claim back, count the attempt, and send again after ``delay``."""
     def reschedule() -> int:
         with transaction.atomic():
             moved = Generation.objects.filter(pk=pk, status=Status.QUEUED, claimed_at=claimed_at).update(
@@ -352,5 +369,3 @@ def _submit_error(generation: Generation, exc: ProviderError, claimed_at: dateti
             return moved
 
     db_retry(reschedule)
-    logger.info("generation %s: %s not reached (%s); retrying in %.1fs", pk, name, exc.message, delay)
-    return "retrying"

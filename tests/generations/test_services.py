@@ -259,3 +259,19 @@ def test_a_refused_compare_batch_leaves_no_input_files_behind(membership, shark,
                      inputs=[InputSpec("first_frame", upload=png())])
 
     assert stored_names() == []
+
+
+@pytest.mark.media
+def test_a_compare_batch_can_start_from_a_gallery_image(membership, shark, team, owner):
+    # Every model of the batch checks the same picked Media: its file is opened once per model.
+    from generations.services import BatchEntry, create_batch
+    from tests.generations.studio.conftest import make_gallery_media
+
+    picked = make_gallery_media(team, owner)
+    entries = [BatchEntry("shark", VIDEO, "Wan 2.7", {"duration": "5"}),
+               BatchEntry("shark", VIDEO, "Wan 2.7 (10 s)", {"duration": "10"})]
+
+    made = create_batch(membership=membership, entries=entries, operation="image-to-video", prompt="move",
+                        inputs=[InputSpec("first_frame", source_media=picked)])
+
+    assert [g.inputs.get().source_media_id for g in made] == [picked.pk, picked.pk]

@@ -155,6 +155,19 @@ def test_uploads_are_multipart_in_parts_of_bounded_size(s3):
         assert hashlib.sha256(fh.read()).digest() == hashlib.sha256(content).digest()
 
 
+# -- the media marker ----------------------------------------------------------------------
+
+
+@pytest.mark.media
+def test_the_s3_variant_of_a_media_test_keeps_its_files_in_a_bucket(request, s3_server):
+    # A media test that asks for no storage fixture of its own (most of them) still runs on S3.
+    name = default_storage.save(f"marker/{uuid.uuid4().hex}.txt", ContentFile(b"where am I"))
+    buckets = [b["Name"] for b in s3_server.client().list_buckets()["Buckets"]]
+    in_a_bucket = any(s3_server.client().list_objects_v2(Bucket=b, Prefix=f"kiln/{name}").get("KeyCount")
+                      for b in buckets)
+    assert in_a_bucket == (request.node.callspec.params["media_backend"] == "s3")
+
+
 # -- a broken bucket -----------------------------------------------------------------------
 
 
@@ -238,6 +251,24 @@ def test_a_download_into_a_missing_bucket_is_retried_not_failed(make, missing_bu
 
     generation.refresh_from_db()
     assert (generation.status, generation.error_count, generation.needs_review) == (Status.DOWNLOADING, 1, False)
+    assert "KILN_S3_BUCKET" in " ".join(r.getMessage() for r in caplog.records)
+
+
+@only_s3
+def test_a_submit_that_cannot_read_its_inputs_gives_its_claim_back_and_tries_again(make, missing_bucket, caplog):
+    # Nothing was sent: the job must not wait out the submit lease and end "lost", held for review.
+    from generations.engine.submit import submit
+
+    upload = ContentFile(png_bytes(), name="frame.png")
+    generation = make(operation="image-to-video", inputs=[InputSpec("first_frame", upload=upload)])
+    missing_bucket()
+
+    with caplog.at_level(logging.ERROR):
+        assert submit(generation.pk) == "retrying"
+
+    generation.refresh_from_db()
+    assert (generation.status, generation.claimed_at, generation.needs_review) == (Status.QUEUED, None, False)
+    assert generation.provider_job_id == "" and generation.error_count == 1
     assert "KILN_S3_BUCKET" in " ".join(r.getMessage() for r in caplog.records)
 
 
@@ -336,4 +367,13 @@ def test_an_endpoint_that_is_not_a_url_is_refused(monkeypatch):
     monkeypatch.setenv("KILN_S3_BUCKET", "media")
     monkeypatch.setenv("KILN_S3_ENDPOINT_URL", "minio:9000")
     with pytest.raises(ImproperlyConfigured, match="KILN_S3_ENDPOINT_URL"):
+        envmediastorage("KILN_MEDIA_STORAGE")
+
+
+def test_an_addressing_style_that_is_not_one_is_refused(monkeypatch):
+    # botocore refuses it only when the storage is first used: every media request would be a 500.
+    monkeypatch.setenv("KILN_MEDIA_STORAGE", "s3")
+    monkeypatch.setenv("KILN_S3_BUCKET", "media")
+    monkeypatch.setenv("KILN_S3_ADDRESSING_STYLE", "pth")
+    with pytest.raises(ImproperlyConfigured, match="KILN_S3_ADDRESSING_STYLE"):
         envmediastorage("KILN_MEDIA_STORAGE")
