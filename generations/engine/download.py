@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 MAX_DOWNLOAD_ATTEMPTS = 5        # retryable download failures (resets, deadlines, 5xx)
 DOWNLOAD_LEASE = timedelta(seconds=90)
 DOWNLOAD_LEASE_RENEW = 30.0      # seconds between lease renewals while bytes flow
+# Storing a result is not covered by bytes arriving: the claim is held for as long as the file may
+# take to reach the storage at this pace (a slow bucket), so no second worker takes it mid-upload.
+STORE_BYTES_PER_SECOND = 1024 * 1024
 EXPIRED_URL_STATUSES = (401, 403, 404, 410)
 
 
@@ -103,6 +106,10 @@ def _store(generation: Generation, position: int, path: Path, got: http.Download
     for stale in (name, thumb_name):
         if storage.exists(stale):
             storage.delete(stale)
+    # A worker killed mid-upload delays the job by this allowance (2 GiB: 35 min), no more.
+    allowance = DOWNLOAD_LEASE + timedelta(seconds=got.bytes / STORE_BYTES_PER_SECOND)
+    Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
+        next_poll_at=timezone.now() + allowance)
     with open(path, "rb") as fh:
         saved = storage.save(name, File(fh, name=name))
     saved_thumb = storage.save(thumb_name, ContentFile(processed.thumbnail)) if processed.thumbnail else ""

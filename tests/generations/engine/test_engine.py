@@ -6,15 +6,18 @@ import io
 import json
 import time
 from datetime import timedelta
+from typing import ClassVar
 
 import pytest
+from django.core.files.storage import FileSystemStorage
 from django.utils import timezone
 from PIL import Image
 
 from accounts.credits import services as credits
 from accounts.credits.models import LedgerEntry
+from generations.engine import download as download_stage
 from generations.engine.common import BACKOFF_CAP, backoff_seconds, credentials_for, model_for
-from generations.engine.download import download
+from generations.engine.download import DOWNLOAD_LEASE, download
 from generations.engine.poll import MAX_POLL_CRASHES, _claim_due, poll_due
 from generations.engine.recovery import requeue_stuck
 from generations.engine.submit import build_job, claim_for_submit, submit
@@ -467,3 +470,31 @@ def test_a_result_declaring_12000x12000_pixels_is_refused_before_it_is_decoded(m
     assert "at most 8192x8192 is accepted" in generation.error
     assert generation.media.count() == 0
     assert_ledger_consistent()
+
+
+class _ClaimWatchingStorage(FileSystemStorage):
+    """The file system, noting how long the job's claim has left when each file is stored."""
+
+    seen: ClassVar[list[float]] = []
+
+    def _save(self, name, content):
+        generation = Generation.objects.get(public_id=name.split("/")[2])
+        self.seen.append((generation.next_poll_at - timezone.now()).total_seconds())
+        return super()._save(name, content)
+
+
+def test_storing_a_result_holds_the_claim_for_as_long_as_a_slow_store_may_take(make, sandbox, settings,
+                                                                              monkeypatch):
+    """A 2 GiB video uploading to a slow bucket outlasts the 90 s that arriving bytes renewed: the
+    claim must cover the upload, or a second worker downloads and rewrites it meanwhile."""
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": f"{__name__}._ClaimWatchingStorage", "OPTIONS": {"location": str(settings.MEDIA_ROOT)}}}
+    _ClaimWatchingStorage.seen = []
+    monkeypatch.setattr(download_stage, "STORE_BYTES_PER_SECOND", 1000)  # the sandbox's small video, slowly
+    generation = drive(make(duration="5").pk)
+    assert generation.status == Status.SUCCEEDED, generation.error
+    size = generation.media.get().bytes
+    assert _ClaimWatchingStorage.seen
+    upload_needs = size / 1000
+    assert upload_needs > 30
+    assert _ClaimWatchingStorage.seen[0] >= DOWNLOAD_LEASE.total_seconds() + upload_needs - 5
