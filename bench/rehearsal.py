@@ -492,7 +492,121 @@ def web_check(webs: list[Process], people: list[dict], generations: list, media:
 # ---------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def measure(args, run: dict, processes: dict[str, Process], people: list[dict], sandbox: common.Sandbox,
+            moto: MotoServer, s3_env: dict[str, str], prefix: str, env_file: Path,
+            phases: Phases) -> tuple[list[Row], dict]:
+    """The figures of the run, each against its target; ``figures``: the numbers (results.json)."""
+    from accounts.credits.models import LedgerEntry, LedgerKind
+    from generations.models import Media, Status
+
+    ours, submissions, kills = run["ours"], run["submissions"], run["kills"]
+    statuses = dict(Counter(ours.values_list("status", flat=True)))
+    succeeded = set(ours.filter(status=Status.SUCCEEDED).values_list("public_id", flat=True))
+    job_ids = set(ours.values_list("provider_job_id", flat=True)) - {""}
+    jobs = sandbox.http.get("/_control/jobs").raise_for_status().json()
+    requests = sandbox.http.get("/_control/requests").raise_for_status().json()["requests"]
+    polls, overlapping_jobs, overlapping = poll_overlaps(requests, job_ids)
+    media = list(Media.objects.filter(generation__in=ours).select_related("generation"))
+    phases.done("sandbox's log read")
+    bucket = bucket_check(moto.client(), s3_env["KILN_S3_BUCKET"], prefix, media)
+    phases.done("bucket checked")
+    files = own_files(list(processes.values()))
+    captures = Counter(LedgerEntry.objects.filter(kind=LedgerKind.CAPTURE, generation_ref__in=ours.values(
+        "public_id")).values_list("generation_ref", flat=True))
+    verify = subprocess.run([PY, "manage.py", "credits", "verify"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, **read_env_file(env_file)})
+    generations = list(ours.prefetch_related("media").order_by("pk"))
+    webs = [processes[f"{host}-web"] for host in HOSTS]
+    web = web_check(webs, people, generations, media, bucket["thumb_sha"])
+    phases.done("web processes checked")
+    cpu = {p.name: round(p.child.cpu_seconds(), 1) for p in processes.values() if p.child and p.child.alive()}
+
+    n = args.jobs
+    killed = [k for k in kills if k.process.kills]
+    figures = {
+        "processes": len(processes), "alive": len(cpu), "cpu_seconds_since_last_start": cpu,
+        "kills_planned": len(kills), "kills": [(k.process.name, round(k.process.kills[0] - run["started"], 1))
+                                               for k in killed],
+        "killed_kinds": sorted({k.process.kind for k in killed}),
+        "created": len(set(submissions.created.values())), "refused": submissions.refused[:20],
+        "created_by_host": dict(submissions.by_port), "resent": submissions.resent,
+        "replayed": submissions.replayed, "rows": ours.count(), "statuses": statuses,
+        "lost": n - len(succeeded),
+        "not_succeeded": list(ours.exclude(status=Status.SUCCEEDED).values("public_id", "status", "error")[:20]),
+        "sent_twice": len(jobs["duplicates"]),   # every job's prompt is its own
+        "polls": polls, "polls_counted": sum(j["polls"] for j in jobs["jobs"] if j["id"] in job_ids),
+        "overlapping_polls": overlapping, "jobs_with_overlapping_polls": overlapping_jobs,
+        "media": len(media), "media_missing": len(bucket["missing"]), "media_sha_wrong": len(bucket["sha_wrong"]),
+        "media_without_thumbnail": bucket["no_thumbnail"], "bucket_objects": bucket["objects"],
+        "bucket_unreferenced": bucket["unreferenced"][:50],
+        "own_files": {kind: len(paths) for kind, paths in files.items()}, "own_file_paths": files,
+        "captured_twice": sum(1 for c in captures.values() if c > 1), "uncaptured": len(succeeded - set(captures)),
+        "captured_not_succeeded": len(set(captures) - succeeded),
+        "credits_verify_exit": verify.returncode, "credits_verify_output": (verify.stdout + verify.stderr)[-2000:],
+        "web_requests": web["requests"], "web_failures": len(web["failures"]),
+        "web_failure_lines": web["failures"][:50],
+    }
+    f = figures
+    other_files, temporary = f["own_files"].get("media or other", 0), f["own_files"].get("temporary", 0)
+    rows = [
+        Row("rehearsal", "processes (2 hosts: web, poll worker, download worker; one beat), up at the end",
+            f"{f['alive']} of {f['processes']}", target=str(f["processes"]), met=f["alive"] == f["processes"]),
+        Row("rehearsal", "processes SIGKILLed at a random moment and started again",
+            f"{len(killed)} of {len(kills)} (" + ", ".join(f"{kind} x{c}" for kind, c in Counter(
+                k.process.kind for k in killed).items()) + ")", target="each kind" if kills else "—",
+            met=(len(killed) == len(kills) and set(f["killed_kinds"]) == set(KINDS)) if kills else None),
+        Row("rehearsal", "jobs created through the API (201) / refused", f"{f['created']} / {len(submissions.refused)}",
+            target=f"{n} / 0", met=f["created"] == n and not submissions.refused),
+        Row("rehearsal", "  answered by host1 / host2; requests sent again; idempotent replays",
+            f"{f['created_by_host'].get('host1', 0)} / {f['created_by_host'].get('host2', 0)}; {f['resent']}; "
+            f"{f['replayed']}"),
+        Row("rehearsal", "generation rows (one per Idempotency-Key)", str(f["rows"]), target=str(n),
+            met=f["rows"] == n),
+        Row("rehearsal", "jobs lost (not succeeded)", f"{f['lost']}  {statuses}", target="0", met=f["lost"] == 0),
+        Row("rehearsal", "jobs sent to the provider twice", str(f["sent_twice"]), target="0",
+            met=f["sent_twice"] == 0),
+        Row("rehearsal", f"overlapping polls of one job (sandbox's log; a poll takes {args.poll_latency:g} s)",
+            f"{overlapping} (in {overlapping_jobs} jobs; {polls} polls)", target="0", met=overlapping == 0),
+        Row("rehearsal", "  polls in the sandbox's log / counted by the sandbox", f"{polls} / {f['polls_counted']}",
+            target="equal", met=polls == f["polls_counted"] and polls > 0),
+        Row("rehearsal", "media rows whose file and thumbnail are in the bucket, sha256 the row's",
+            f"{f['media'] - f['media_missing'] - f['media_sha_wrong']} of {f['media']}",
+            target=f"all, ≥ {len(succeeded)}", met=f["media_missing"] == f["media_sha_wrong"] == 0
+            and f["media"] >= len(succeeded) > 0),
+        Row("rehearsal", "  objects in the bucket / not any row's", f"{f['bucket_objects']} / "
+            f"{len(bucket['unreferenced'])}"),
+        Row("rehearsal", "files under the processes' own directories: media or other / temporary",
+            f"{other_files} / {temporary}", target="0 / 0", met=other_files == temporary == 0),
+        Row("rehearsal", "succeeded jobs captured once / twice / never",
+            f"{len(succeeded) - f['uncaptured'] - f['captured_twice']} / {f['captured_twice']} / {f['uncaptured']}",
+            target=f"{len(succeeded)} / 0 / 0", met=f["captured_twice"] == f["uncaptured"] == 0),
+        Row("rehearsal", "captures of jobs that did not succeed", str(f["captured_not_succeeded"]), target="0",
+            met=f["captured_not_succeeded"] == 0),
+        Row("rehearsal", "manage.py credits verify", "ok" if verify.returncode == 0 else f"exit {verify.returncode}",
+            target="ok", met=verify.returncode == 0),
+        Row("rehearsal", "gallery, result pages, files and thumbnails (sha256) from both web processes",
+            f"{sum(web['requests'].values())} requests (" + ", ".join(
+                f"{h} {c}" for h, c in sorted(web["requests"].items())) + f"), {f['web_failures']} failed",
+            target="0 failed", met=f["web_failures"] == 0 and all(web["requests"].get(h) for h in HOSTS)),
+    ]
+    return rows, figures
+
+
+class Phases:
+    """Seconds each phase of the rehearsal took (logged, and in results.json)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._started = time.monotonic()
+
+    def done(self, name: str) -> None:
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._started, 1)
+        self._started = now
+        log(f"{name}: {self.seconds[name]:.0f} s")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/rehearsal.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=1000)
@@ -504,68 +618,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-latency", type=float, default=0.2, help="seconds each poll takes at the sandbox")
     parser.add_argument("--no-kills", action="store_true", help="kill nothing (to compare)")
     parser.add_argument("--seed", type=int, default=None, help="the kill moments of an earlier run")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every job to end")
-    parser.add_argument("--db", default=None, help="PostgreSQL database (dropped and made again); "
-                        "default $KILN_REHEARSAL_DB or kiln_rehearsal")
-    parser.add_argument("--redis", default=None, help="Redis db URL (flushed); "
-                        "default $KILN_REHEARSAL_REDIS or redis://127.0.0.1:6379/10")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every job to end")
+    parser.add_argument("--db", default=os.environ.get("KILN_REHEARSAL_DB", "kiln_rehearsal"),
+                        help="PostgreSQL database, dropped and made again (default $KILN_REHEARSAL_DB or "
+                             "kiln_rehearsal)")
+    parser.add_argument("--redis", default=os.environ.get("KILN_REHEARSAL_REDIS", "redis://127.0.0.1:6379/10"),
+                        help="Redis database URL, flushed: the broker and the cache (default "
+                             "$KILN_REHEARSAL_REDIS or redis://127.0.0.1:6379/10)")
+    parser.add_argument("--var", type=Path, default=ROOT / "var" / "rehearsal",
+                        help="the hosts' directories, logs and results.json (default var/rehearsal)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else random.randrange(1_000_000)
-    rng = random.Random(seed)
-    low, high = (float(x) for x in args.durations.split(","))
+    args.low, args.high = (float(x) for x in args.durations.split(","))
+    if args.seed is None:
+        args.seed = random.randrange(1_000_000)
+    return args
 
-    common.VAR = ROOT / "var" / "rehearsal"
-    common.DB_NAME = args.db or os.environ.get("KILN_REHEARSAL_DB", "kiln_rehearsal")
-    common.REDIS_URL = args.redis or os.environ.get("KILN_REHEARSAL_REDIS", "redis://127.0.0.1:6379/10")
-    for host in HOSTS:
-        shutil.rmtree(common.VAR / host, ignore_errors=True)
-    shutil.rmtree(common.VAR / "logs", ignore_errors=True)
-    common.install_signal_handlers()
-    started = time.monotonic()
-    log(f"rehearsal: seed {seed}; database {common.DB_NAME}, redis {common.REDIS_URL}; logs in var/rehearsal/logs")
 
-    moto = MotoServer().start()
-    atexit.register(moto.stop)
-    bucket, prefix = moto.make_bucket(), "rehearsal"
-    s3_env = moto.env(bucket, prefix)
-    os.environ.update({**s3_env, "KILN_CACHE_URL": common.REDIS_URL})
-    common.create_database()
-    common.setup_django()
-    common.migrate()
-    common.flush_redis()
-    env_file = write_env_file(shared_environment(s3_env))
-    shared_env = read_env_file(env_file)
-
-    sandbox = common.Sandbox(duration=high)
-    sandbox.control(duration_range=[low, high], poll_latency=args.poll_latency, request_log=10**6, media_ttl=3600)
-    people = make_people(args.teams, args.members, sandbox)
-
-    processes: dict[str, Process] = {}
-    for host in HOSTS:
-        for kind in ("web", "worker-poll", "worker-download"):
-            process = Process(host, kind, shared_env, port=common.free_port() if kind == "web" else None)
-            processes[process.name] = process
-    processes["host1-beat"] = Process("host1", "beat", shared_env)
-    log("starting " + ", ".join(processes))
-    for process in processes.values():
-        process.start(wait=False)
-    for process in processes.values():
-        process.wait_ready(0)
-    webs = [processes[f"{host}-web"] for host in HOSTS]
-    log(f"up after {time.monotonic() - started:.0f} s: web on {', '.join(w.url for w in webs)}")
-
+def run_jobs(args, processes: dict[str, Process], people: list[dict], rng: random.Random) -> dict:
+    """Create the jobs through the API while killing processes; wait until every job has ended."""
     from django.db.models import Count
 
     from generations.models import TERMINAL, Generation, Status
 
+    webs = [processes[f"{host}-web"] for host in HOSTS]
     state = {"created": 0, "succeeded": 0, "all_sent_at": None}
     kills = [] if args.no_kills else plan_kills(processes, rng, args.jobs, state)
     killers: list[threading.Thread] = []
     submissions = Submissions()
     submitter = threading.Thread(target=submit_all, args=(webs, people, args.jobs, args.clients, args.video_share,
                                                           submissions), name="submit")
-    run_started = time.time()
+    started = time.time()
     submitter.start()
     ours = Generation.objects.filter(team__slug__startswith="rehearsal-")
     deadline = time.monotonic() + args.timeout
@@ -575,137 +658,99 @@ def main(argv: list[str] | None = None) -> int:
         state["created"] = submissions.count
         counts = dict(ours.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
         state["succeeded"] = counts.get(Status.SUCCEEDED, 0)
-        unsent = ours.filter(status=Status.QUEUED).count()
-        if state["all_sent_at"] is None and not submitter.is_alive() and unsent == 0:
+        if state["all_sent_at"] is None and not submitter.is_alive() and not counts.get(Status.QUEUED):
             state["all_sent_at"] = time.time()
             log(f"every job created ({submissions.count}) and sent to the provider")
         for kill in kills:
             if not kill.done and kill.when():
                 kill.done = True
-                thread = threading.Thread(target=kill.process.kill_and_restart, args=(random.Random(rng.random()),))
-                thread.start()
-                killers.append(thread)
+                killer = threading.Thread(target=kill.process.kill_and_restart, args=(random.Random(rng.random()),))
+                killer.start()
+                killers.append(killer)
         terminal = sum(n for s, n in counts.items() if s in TERMINAL)
-        if time.monotonic() - last_log > 10:
+        if time.monotonic() - last_log > 15:
             last_log = time.monotonic()
             log(f"{submissions.count} created, {terminal} ended {counts}")
         if (not submitter.is_alive() and terminal >= submissions.count and all(k.done for k in kills)
                 and not any(t.is_alive() for t in killers)):
             break
         time.sleep(1)
-    run_seconds = time.time() - run_started
     submitter.join()
-    for thread in killers:
-        thread.join()
-    log(f"run over after {run_seconds:.0f} s: {counts}; checking")
+    for killer in killers:
+        killer.join()
+    return {"submissions": submissions, "kills": kills, "started": started, "seconds": time.time() - started,
+            "sent_at": state["all_sent_at"], "ours": ours}
 
-    # -- the figures ------------------------------------------------------------
-    from accounts.credits.models import LedgerEntry, LedgerKind
-    from generations.models import Media
 
-    created_ids = set(submissions.created.values())
-    rows_made = ours.count()
-    statuses = dict(counts)
-    succeeded = set(ours.filter(status=Status.SUCCEEDED).values_list("public_id", flat=True))
-    not_succeeded = list(ours.exclude(status=Status.SUCCEEDED).values("public_id", "status", "error")[:20])
-    lost = args.jobs - len(succeeded)
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rng = random.Random(args.seed)
+    common.VAR, common.DB_NAME, common.REDIS_URL = args.var, args.db, args.redis
+    for stale in (*HOSTS, "logs"):
+        shutil.rmtree(common.VAR / stale, ignore_errors=True)
+    common.install_signal_handlers()
+    phases = Phases()
+    log(f"rehearsal: seed {args.seed}; database {args.db}, redis {args.redis}; logs in {common.VAR / 'logs'}")
 
-    snapshot = sandbox.jobs()
-    job_ids = set(ours.values_list("provider_job_id", flat=True)) - {""}
-    sandbox_jobs = [j for j in snapshot if j["id"] in job_ids]
-    sent_twice = len(sandbox.http.get("/_control/jobs").json()["duplicates"])   # prompts are unique
-    requests = sandbox.http.get("/_control/requests").raise_for_status().json()["requests"]
-    polls_logged, overlapping_jobs, overlapping_pairs = poll_overlaps(requests, job_ids)
-    polls_counted = sum(j["polls"] for j in sandbox_jobs)
+    moto = MotoServer().start()
+    atexit.register(moto.stop)
+    bucket, prefix = moto.make_bucket(), "rehearsal"
+    s3_env = moto.env(bucket, prefix)
+    os.environ.update({**s3_env, "KILN_CACHE_URL": args.redis})
+    common.create_database()
+    common.setup_django()
+    common.migrate()
+    common.flush_redis()
+    env_file = write_env_file(shared_environment(s3_env))
+    shared_env = read_env_file(env_file)
 
-    media = list(Media.objects.filter(generation__in=ours).select_related("generation"))
-    bucket = bucket_check(moto.client(), s3_env["KILN_S3_BUCKET"], prefix, media)
-    files = own_files(list(processes.values()))
+    sandbox = common.Sandbox(duration=args.high)
+    sandbox.control(duration_range=[args.low, args.high], poll_latency=args.poll_latency, request_log=10**6,
+                    media_ttl=3600)
+    people = make_people(args.teams, args.members, sandbox)
 
-    captures = Counter(LedgerEntry.objects.filter(kind=LedgerKind.CAPTURE, generation_ref__in=ours.values(
-        "public_id")).values_list("generation_ref", flat=True))
-    captured_twice = sum(1 for n in captures.values() if n > 1)
-    uncaptured = len(succeeded - set(captures))
-    captured_not_succeeded = len(set(captures) - succeeded)
-    verify = subprocess.run([PY, "manage.py", "credits", "verify"], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, **shared_env})
-
-    generations = list(ours.select_related("team").prefetch_related("media").order_by("pk"))
-    web = web_check(webs, people, generations, media, bucket["thumb_sha"])
-    alive = [p.name for p in processes.values() if p.child and p.child.alive()]
-    done_kills = [(k.process.name, round(k.process.kills[0] - run_started, 1)) for k in kills if k.process.kills]
-    killed_kinds = ", ".join(f"{kind} x{n}" for kind, n in Counter(
-        k.process.kind for k in kills if k.process.kills).items())
-
+    processes: dict[str, Process] = {}
+    for host in HOSTS:
+        for kind in ("web", "worker-poll", "worker-download"):
+            process = Process(host, kind, shared_env, port=common.free_port() if kind == "web" else None)
+            processes[process.name] = process
+    processes["host1-beat"] = Process("host1", "beat", shared_env)
     for process in processes.values():
-        process.stop()
+        process.start(wait=False)
+    for process in processes.values():
+        process.wait_ready(0)
+    webs = [processes[f"{host}-web"] for host in HOSTS]
+    phases.done(f"set up ({', '.join(processes)}; web on {', '.join(w.url for w in webs)})")
+
+    run = run_jobs(args, processes, people, rng)
+    phases.done("jobs created, run and ended")
+    rows, figures = measure(args, run, processes, people, sandbox, moto, s3_env, prefix, env_file, phases)
+
+    stoppers = [threading.Thread(target=p.stop) for p in processes.values()]   # as systemd stops units: together
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
     sandbox.stop()
     moto.stop()
     if not args.keep:
         common.drop_database()
     common.flush_redis()
+    phases.done("stopped")
+    rows.append(Row("rehearsal", "minutes: whole rehearsal / jobs' run",
+                    f"{sum(phases.seconds.values()) / 60:.1f} / {run['seconds'] / 60:.1f}"))
 
-    n = args.jobs
-    rows = [
-        Row("rehearsal", "processes (2 hosts: web, poll worker, download worker; 1 beat), up at the end",
-            f"{len(alive)} of {len(processes)}", target=f"{len(processes)}", met=len(alive) == len(processes)),
-        Row("rehearsal", "processes SIGKILLed mid-run and started again",
-            f"{len(done_kills)} of {len(kills)} ({killed_kinds})", target="each kind" if kills else "—",
-            met=(len(done_kills) == len(kills) and set(KINDS) <= {k.process.kind for k in kills}) if kills else None),
-        Row("rehearsal", "jobs created through the API (201) / refused",
-            f"{len(created_ids)} / {len(submissions.refused)}", target=f"{n} / 0",
-            met=len(created_ids) == n and not submissions.refused),
-        Row("rehearsal", "  answered by host1 / host2; requests sent again; idempotent replays",
-            f"{submissions.by_port['host1']} / {submissions.by_port['host2']}; {submissions.resent}; "
-            f"{submissions.replayed}"),
-        Row("rehearsal", "generation rows made (one per Idempotency-Key)", str(rows_made), target=str(n),
-            met=rows_made == n),
-        Row("rehearsal", "jobs lost (not succeeded)", f"{lost}  {statuses}", target="0", met=lost == 0),
-        Row("rehearsal", "jobs sent to the provider twice", str(sent_twice), target="0", met=sent_twice == 0),
-        Row("rehearsal", f"overlapping polls of one job (sandbox log, {args.poll_latency:g} s per poll)",
-            f"{overlapping_pairs} (in {overlapping_jobs} jobs; {polls_logged} polls)", target="0",
-            met=overlapping_pairs == 0),
-        Row("rehearsal", "  polls in the request log / counted by the sandbox", f"{polls_logged} / {polls_counted}",
-            target="equal", met=polls_logged == polls_counted and polls_logged > 0),
-        Row("rehearsal", "media rows: file + thumbnail in the bucket, sha256 the row's",
-            f"{len(media) - len(bucket['missing']) - len(bucket['sha_wrong'])} of {len(media)} "
-            f"({bucket['no_thumbnail']} without thumbnail)",
-            target=f"all, ≥ {len(succeeded)}", met=not bucket["missing"] and not bucket["sha_wrong"]
-            and len(media) >= len(succeeded)),
-        Row("rehearsal", "  objects in the bucket / not referenced by a row",
-            f"{bucket['objects']} / {len(bucket['unreferenced'])}"),
-        Row("rehearsal", "files under the processes' own directories: media or other / temporary",
-            f"{len(files.get('media or other', []))} / {len(files.get('temporary', []))}", target="0 / 0",
-            met=not files.get("media or other") and not files.get("temporary")),
-        Row("rehearsal", "succeeded jobs captured exactly once / twice / never",
-            f"{len(succeeded) - uncaptured} / {captured_twice} / {uncaptured}",
-            target=f"{len(succeeded)} / 0 / 0", met=captured_twice == 0 and uncaptured == 0),
-        Row("rehearsal", "captures of jobs that did not succeed", str(captured_not_succeeded), target="0",
-            met=captured_not_succeeded == 0),
-        Row("rehearsal", "manage.py credits verify", "ok" if verify.returncode == 0 else
-            f"exit {verify.returncode}", target="ok", met=verify.returncode == 0),
-        Row("rehearsal", "gallery, result pages, files + thumbnails from both web processes",
-            f"{sum(web['requests'].values())} requests ({', '.join(f'{h} {c}' for h, c in sorted(web['requests'].items()))}), "
-            f"{len(web['failures'])} failed", target="0 failed", met=not web["failures"]
-            and all(web["requests"].get(h) for h in HOSTS)),
-        Row("rehearsal", "minutes (whole rehearsal / jobs' run)",
-            f"{(time.monotonic() - started) / 60:.1f} / {run_seconds / 60:.1f}"),
-    ]
-    details = {
-        "seed": seed, "jobs": n, "teams": args.teams, "members": args.members, "durations": [low, high],
-        "poll_latency": args.poll_latency, "statuses": statuses, "not_succeeded": not_succeeded,
-        "refused": submissions.refused[:20], "kills": done_kills, "shortened": SHORTENED,
-        "bucket_missing": bucket["missing"][:20], "bucket_sha_wrong": bucket["sha_wrong"][:20],
-        "bucket_unreferenced": bucket["unreferenced"][:50], "own_files": files,
-        "web_failures": web["failures"][:50], "credits_verify": verify.stdout[-2000:] + verify.stderr[-2000:],
-        "run_seconds": run_seconds, "argv": {p.name: unit_argv(read_unit(UNIT_OF[p.kind]), p.host, p.state, p.port)
-                                             for p in processes.values()},
-    }
+    details = {"seed": args.seed, "jobs": args.jobs, "teams": args.teams, "members": args.members,
+               "durations": [args.low, args.high], "poll_latency": args.poll_latency, "shortened": SHORTENED,
+               "phases": phases.seconds, "figures": figures,
+               "argv": {p.name: unit_argv(read_unit(UNIT_OF[p.kind]), p.host, p.state, p.port)
+                        for p in processes.values()}}
     common.VAR.mkdir(parents=True, exist_ok=True)
-    (common.VAR / "results.json").write_text(json.dumps({"rows": [r.as_dict() for r in rows], "details": details},
-                                                        indent=2, default=str))
+    results = common.VAR / "results.json"
+    results.write_text(json.dumps({"rows": [r.as_dict() for r in rows], "details": details}, indent=2,
+                                  default=str))
     print()
-    print(f"Kiln several-hosts rehearsal: {n:,} jobs, seed {seed} (details: var/rehearsal/results.json)")
+    print(f"Kiln several-hosts rehearsal: {args.jobs:,} jobs, seed {args.seed} (details: {results})")
     common.print_table(rows)
     return 0 if all(r.met for r in rows if r.met is not None) else 1
 
