@@ -66,7 +66,7 @@ from bench.common import Row, log, percentile
 MODEL = "alibaba/wan-2.7"
 SPACING = 0.02   # seconds between two POSTs: 500 in 10 s
 THREADS = 32
-# The web server as ``make run`` and docs/operations.md run it: 2 workers of 4 threads. With one
+# The web server as ``make run`` and docs/deploy.md run it: 2 workers of 4 threads. With one
 # thread (sync workers, what this benchmark ran before), a worker waiting on PostgreSQL's 20-odd
 # round trips of a submit serves no one meanwhile; KILN_BENCH_WEB_THREADS=1 measures that.
 WEB_THREADS = int(os.environ.get("KILN_BENCH_WEB_THREADS", "4"))

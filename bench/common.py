@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -18,10 +19,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -253,6 +256,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def http_load(base: str, path: str, seconds: float, headers: dict[str, str] | None = None,
+              threads: int = 8) -> tuple[int, int]:
+    """(ok responses, other responses) of GET ``path`` from ``threads`` threads for ``seconds``,
+    a new connection per request (gunicorn's sync workers close each one)."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    stop = time.monotonic() + seconds
+    counts = [[0, 0] for _ in range(threads)]
+
+    def worker(n: int) -> None:
+        while time.monotonic() < stop:
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+            try:
+                conn.request("GET", path, headers=headers or {})
+                response = conn.getresponse()
+                response.read()
+                counts[n][0 if response.status in (200, 286) else 1] += 1
+            except OSError:
+                counts[n][1] += 1
+            finally:
+                conn.close()
+
+    running = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join(timeout=seconds + 30)
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
 def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -297,7 +329,7 @@ class Sandbox:
 
 def start_gunicorn(workers: int = 2, threads: int = 1) -> tuple[Child, str]:
     """gunicorn on a free port; ``threads`` > 1: gthread workers, as ``make run`` (4) and
-    docs/operations.md run them."""
+    docs/deploy.md run them."""
     port = free_port()
     child = Child("gunicorn", [PY, "-m", "gunicorn", "project.wsgi", "-c", str(ROOT / "project/runtime/gunicorn.conf.py"),
                                "-b", f"127.0.0.1:{port}",
@@ -307,7 +339,7 @@ def start_gunicorn(workers: int = 2, threads: int = 1) -> tuple[Child, str]:
     return child, url
 
 
-# The download queue's worker, as production runs it (docs/operations.md): downloads are
+# The download queue's worker, as production runs it (docs/deploy.md): downloads are
 # I/O, so one process with a pool of threads; CPU work inside is bounded per core.
 DOWNLOAD_THREADS = 16
 

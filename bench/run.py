@@ -1,4 +1,4 @@
-"""Kiln's benchmarks: ``make bench`` (all) or ``python bench/run.py [lag|gallery|status|download|burst|probe|zip|sandbox|webhook_lag ...]``.
+"""Kiln's benchmarks: ``make bench`` (all) or ``python bench/run.py [lag|gallery|status|download|burst|probe|zip|sandbox|webhook_lag|healthz ...]``.
 
 It sets up what it needs on 127.0.0.1 and takes it down again: a dedicated
 PostgreSQL database (``kiln_bench``: dropped, created, migrated; dropped at the
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 
-BENCHMARKS = ("lag", "gallery", "status", "download", "burst", "probe", "zip", "sandbox", "webhook_lag")
+BENCHMARKS = ("lag", "gallery", "status", "download", "burst", "probe", "zip", "sandbox", "webhook_lag", "healthz")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,6 @@ status URL for 10 s while visible, then for 10 s after the page is made hidden
 
 from __future__ import annotations
 
-import http.client
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -54,34 +52,6 @@ def _status_query(team, membership) -> str:
 
     cards = card_queryset(membership).order_by("-created")[:48]
     return ",".join(f"{g.public_id}:{card_info(g, membership).state}" for g in cards)
-
-
-def _load(base: str, path: str, cookie: str, seconds: float) -> tuple[int, int]:
-    """(ok responses, other responses) of GET ``path`` from THREADS threads for ``seconds``."""
-    host, port = urlsplit(base).hostname, urlsplit(base).port
-    stop = time.monotonic() + seconds
-    counts = [[0, 0] for _ in range(THREADS)]
-    headers = {"Cookie": f"sessionid={cookie}", "HX-Request": "true"}
-
-    def worker(n: int) -> None:
-        while time.monotonic() < stop:
-            conn = http.client.HTTPConnection(host, port, timeout=10)
-            try:
-                conn.request("GET", path, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                counts[n][0 if response.status in (200, 286) else 1] += 1
-            except OSError:
-                counts[n][1] += 1
-            finally:
-                conn.close()
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=seconds + 30)
-    return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 def _browser(base: str, cookie: str, seconds: float) -> dict:
@@ -135,14 +105,15 @@ def run(sandbox: common.Sandbox, quick: bool = False) -> tuple[list[Row], dict]:
     cookie = common.session_cookie(member.user)
     status_path = "/gallery/status/?ids=" + _status_query(team, member)
 
+    headers = {"Cookie": f"sessionid={cookie}", "HX-Request": "true"}
     server, base = common.start_gunicorn(2)
     try:
         for path in ("/bench/trivial/", status_path):   # warm both workers
-            _load(base, path, cookie, 1.0)
+            common.http_load(base, path, 1.0, headers, THREADS)
         totals = {"trivial": [0, 0], "status": [0, 0]}
         for _ in range(2):
             for name, path in (("trivial", "/bench/trivial/"), ("status", status_path)):
-                ok, bad = _load(base, path, cookie, seconds / 2)
+                ok, bad = common.http_load(base, path, seconds / 2, headers, THREADS)
                 totals[name][0] += ok
                 totals[name][1] += bad
         rps = {name: ok / seconds for name, (ok, _) in totals.items()}

@@ -4,7 +4,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger
+from celery.signals import after_setup_logger, after_setup_task_logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -40,3 +40,20 @@ def _quiet_periodic_chatter(logger, **kwargs):
     log. Keep them at WARNING; job events are logged by generations.engine."""
     for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_lines(logger, **kwargs):
+    """KILN_LOG_FORMAT=json: Celery's worker and beat replace Django's log handlers with their own
+    (their format, their -l level); give those handlers the JSON formatter, keeping the rest."""
+    from django.conf import settings
+
+    if settings.KILN_LOG_FORMAT == "json":
+        from celery.utils.log import get_multiprocessing_logger
+
+        from project.logformat import JsonFormatter
+
+        # The root (or task) logger, and the pool's own (billiard's "process exited" lines).
+        for handler in [*logger.handlers, *(get_multiprocessing_logger() or logging.getLogger()).handlers]:
+            handler.setFormatter(JsonFormatter())

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz for load balancers: answered before the HTTPS redirect, host validation and sessions.
+    "project.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -269,11 +271,17 @@ KILN_CACHE_URL = envstr("KILN_CACHE_URL")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": KILN_CACHE_URL}
           if KILN_CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Logs go to stderr, one line per record: "plain" (time level logger message) or "json" (one
+# object per line, for Loki/ELK: project/logformat.py). Celery and gunicorn follow the same choice.
+KILN_LOG_FORMAT = envstr("KILN_LOG_FORMAT", "plain")
+if KILN_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"KILN_LOG_FORMAT must be plain or json, got {KILN_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                   "json": {"()": "project.logformat.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": KILN_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "filters": {"forbidden_on_one_line": {"()": "project.logfilters.ForbiddenOnOneLine"}},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"},

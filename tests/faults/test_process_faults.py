@@ -39,6 +39,7 @@ from generations.models import IN_FLIGHT, TERMINAL, Generation, Status
 from generations.services import create_generation
 from tests.brokers import use_broker
 from tests.generations.conftest import IMAGE, VIDEO
+from tests.processes import database_url
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 
@@ -93,12 +94,6 @@ def _ping(client) -> bool:
         return bool(client.ping())
     except Exception:
         return False
-
-
-def database_url() -> str:
-    db = django_settings.DATABASES["default"]
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class Workers:

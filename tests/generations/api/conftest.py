@@ -17,21 +17,12 @@ from datetime import datetime
 import httpx
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
 from accounts.models import Membership
 from accounts.tokens.services import create_token
+from tests.processes import database_url
 
 API_REQUESTS_PER_MINUTE = 60  # per token and web process; test_tokens_api's limit test relies on it
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user, host, port = db.get("USER") or "postgres", db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 def _free_port() -> int:
@@ -54,7 +45,7 @@ def kiln_web(django_db_setup, django_db_blocker, tmp_path_factory):
     from project.runtime.management.commands.runkiln import kiln_children
 
     with django_db_blocker.unblock():
-        database_url = _database_url()
+        url = database_url()
     port = _free_port()
     web = next(c for c in kiln_children(port, _free_port()) if c.name == "web")
     base = tmp_path_factory.mktemp("kiln-web")
@@ -62,7 +53,7 @@ def kiln_web(django_db_setup, django_db_blocker, tmp_path_factory):
     media_root.mkdir()
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": url,
         "SECRET_KEY": django_settings.SECRET_KEY,
         "FIELD_ENCRYPTION_KEYS": ",".join(django_settings.FIELD_ENCRYPTION_KEYS),
         "MEDIA_ROOT": str(media_root),

@@ -22,14 +22,9 @@ from generations.models import Generation, Status
 from generations.services import create_generation
 from tests.conftest import make_member
 from tests.generations.engine.conftest import VIDEO, assert_ledger_consistent, broker
+from tests.processes import database_url
 
 pytestmark = [pytest.mark.postgres]
-
-
-def _database_url() -> str:
-    db = django_settings.DATABASES["default"]
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -44,7 +39,7 @@ def _start_worker(settings, tmp_path, *, beat: bool = True, broker_url: str | No
     "" for the embedded filesystem broker under ``tmp_path``/var, as ``make run`` has)."""
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url() + "?conn_max_age=0",
+        "DATABASE_URL": database_url() + "?conn_max_age=0",
         "CELERY_BROKER_URL": os.environ["REDIS_URL"] if broker_url is None else broker_url,
         "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "KILN_ALLOW_PRIVATE_URLS": "1",

@@ -3,12 +3,10 @@ started again, one that keeps crashing stops all."""
 
 import io
 import os
-import queue
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +17,7 @@ from urllib.parse import urlencode
 import pytest
 
 from project.runtime.supervisor import Child, Supervisor
+from tests.processes import Output
 
 ROOT = Path(__file__).resolve().parents[3]
 PY = sys.executable
@@ -34,43 +33,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
-
-
-class Output:
-    """A process's output, read on a thread as it comes: a wait for a line never blocks
-    longer than its own deadline, even when the process goes quiet."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.proc, self.lines, self._new = proc, [], queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            self._new.put(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, text: str, seconds: float = 60) -> str:
-        """The next line that holds ``text``; fails (with everything said so far) after ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._new.get(timeout=left)
-            except queue.Empty:
-                break
-            if text in line:
-                return line
-        raise AssertionError(f"no line with {text!r} within {seconds:g} s:\n{self.text[-3000:]}")
-
-    def finish(self, seconds: float) -> str:
-        """Everything it said, once it has exited (and every process holding its output has)."""
-        self.proc.wait(timeout=seconds)
-        self._reader.join(timeout=seconds)
-        return self.text
 
 
 def _run_script(script: str) -> Output:
