@@ -1,8 +1,9 @@
 """``make rehearsal``: Kiln on several hosts, rehearsed on one machine (issue 18).
 
-Two "hosts", each one web process (gunicorn) and one worker group (a poll worker, queues
-``default,poll``; a download worker, queues ``download,webhooks``, threads), and one beat for
-the whole installation. Every process is started from the ``ExecStart`` line of its unit in
+Two "hosts", each one web process (gunicorn), one worker group (a poll worker, queues
+``default,poll``; a download worker, queues ``download,webhooks``, threads) and a beat
+(``manage.py runbeat``: the one holding the installation's beat lock in PostgreSQL ticks, the
+other waits as a standby). Every process is started from the ``ExecStart`` line of its unit in
 docs/deploy/systemd/ (the install path ``/srv/kiln`` becomes this checkout, the state
 directory ``/var/lib/kiln`` the process's own directory, the port a free one, celery's ``%h``
 the host's name), with its own working directory, ``KILN_VAR_DIR``, ``MEDIA_ROOT`` and
@@ -17,14 +18,15 @@ meets a dead web process is sent again to the other one with the same ``Idempote
 as a load balancer would). While they run, each kind of process is SIGKILLed (its whole
 process group, at once) at a random moment and started again a moment later: each web
 process while jobs are being created, each poll worker while jobs are polled, each download
-worker while results are stored, the beat. ``--seed`` repeats a run's moments.
+worker while results are stored, the ticking beat twice. ``--seed`` repeats a run's moments.
 
 Figures, measured from outside Kiln where they can be: jobs created, lost (not succeeded)
 and sent to the provider twice (the sandbox counts submissions); polls of one job that
 overlapped in time (the sandbox's request log: each poll's arrival and answer, with a poll
-latency so that overlaps would show); every Media row's file and thumbnail in the bucket
-with the row's sha256; files under the processes' own directories; captures per succeeded
-job and ``manage.py credits verify``; the gallery, every result page, and every file and
+latency so that overlaps would show); beats holding the beat lock at once (asked of
+PostgreSQL every second) and how soon the standby ticked after a kill; every Media row's file
+and thumbnail in the bucket with the row's sha256; files under the processes' own
+directories; captures per succeeded job and ``manage.py credits verify``; the gallery, every result page, and every file and
 thumbnail fetched from both web processes. One table; exit status 1 if a target is missed.
 Details: var/rehearsal/results.json; each process's log: var/rehearsal/logs/.
 """
@@ -67,8 +69,9 @@ HOSTS = ("host1", "host2")
 KINDS = ("web", "worker-poll", "worker-download", "beat")
 UNIT_OF = {"web": "kiln-web", "worker-poll": "kiln-worker-poll", "worker-download": "kiln-worker-download",
            "beat": "kiln-beat"}
+# What each says once it is up (runbeat: that it holds the beat lock, or that it waits as a standby).
 READY = {"web": "Kiln web worker ready", "worker-poll": " ready.", "worker-download": " ready.",
-         "beat": " is starting."}   # its banner (beat's own log lines are kept at WARNING)
+         "beat": "runbeat: "}
 # Leases the engine reads from the environment, shortened so a killed worker's jobs come back
 # within the run (the poll and download leases are constants: generations/engine/poll.py, download.py).
 SHORTENED = {"KILN_SUBMIT_LEASE_SECONDS": "60"}
@@ -171,8 +174,9 @@ class Process:
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         # systemd: EnvironmentFile= overrides Environment=. MEDIA_ROOT and TMPDIR (PrivateTmp's
         # /tmp): where a file written to the local disk would land (the checks look there afterwards).
+        # PGAPPNAME: its PostgreSQL sessions carry its name (which beat holds the lock, seen from outside).
         env = {**{k: on_host(v, self.host, self.state) for k, v in unit.environment.items()}, **self.shared_env,
-               "MEDIA_ROOT": str(self.state / "media"), "TMPDIR": str(self.state / "tmp")}
+               "MEDIA_ROOT": str(self.state / "media"), "TMPDIR": str(self.state / "tmp"), "PGAPPNAME": self.name}
         log_offset = self.log_size()
         self.child = common.Child(self.name, unit_argv(unit, self.host, self.state, self.port), env,
                                   cwd=Path(on_host(unit.working_directory, self.host, self.state)))
@@ -218,9 +222,10 @@ def shared_environment(s3_env: dict[str, str]) -> dict[str, str]:
     """What every process of every host gets from /etc/kiln/env."""
     base = common.environment()
     env = {key: base[key] for key in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS",
-                                      "KILN_ALLOW_PRIVATE_URLS", "DEBUG", "LOG_LEVEL", "KILN_MANIFEST_STATIC")}
+                                      "KILN_ALLOW_PRIVATE_URLS", "DEBUG", "KILN_MANIFEST_STATIC")}
     env.update({
         "DJANGO_SETTINGS_MODULE": "project.settings",
+        "LOG_LEVEL": "INFO",
         # The broker's Redis db holds the cache's keys too: the rehearsal has one db of its own.
         "KILN_CACHE_URL": common.REDIS_URL,
         # Collected once at install, like the code: part of the release, not of a host's state.
@@ -328,18 +333,23 @@ def submit_all(webs: list[Process], people: list[dict], jobs: int, clients: int,
 
 @dataclass
 class Kill:
-    process: Process
+    """A SIGKILL of ``pick()``'s process once ``when()`` is true (``pick``: the beat that ticks then)."""
+
+    kind: str
+    pick: Callable[[], Process | None]
     when: Callable[[], bool]
-    done: bool = False
+    process: Process | None = None
+    at: float | None = None
 
 
 def plan_kills(processes: dict[str, Process], rng: random.Random, jobs: int, state: dict) -> list[Kill]:
-    """Each process killed once at a random moment of its busy time (``state``: the run's progress).
+    """Each process killed at a random moment of its busy time (``state``: the run's progress).
 
     Web processes while jobs are created. Poll workers while jobs are polled, once every job has
     its provider job id: a poll worker killed between a submit's send and the save of the job id
     leaves that job expired for review, by design (generations/engine/submit.py: it is never
     sent twice), which is not what this run measures. Download workers while results are stored.
+    The beat that ticks, twice (the second time, the one that took over).
     """
     def windows(low: float, high: float) -> list[tuple[str, float]]:
         """A random moment in each host's half of [low, high], the hosts in random order (so the
@@ -348,18 +358,47 @@ def plan_kills(processes: dict[str, Process], rng: random.Random, jobs: int, sta
         return [(host, rng.uniform(low + i * half, low + (i + 1) * half))
                 for i, host in enumerate(rng.sample(HOSTS, len(HOSTS)))]
 
+    def the(name: str) -> Callable[[], Process]:
+        return lambda: processes[name]
+
     kills = []
     for host, fraction in windows(0.1, 0.9):
-        kills.append(Kill(processes[f"{host}-web"], lambda f=fraction: state["created"] >= f * jobs))
+        kills.append(Kill("web", the(f"{host}-web"), lambda f=fraction: state["created"] >= f * jobs))
     for host, delay in windows(1.0, 15.0):
-        kills.append(Kill(processes[f"{host}-worker-poll"], lambda d=delay: state["all_sent_at"] is not None
+        kills.append(Kill("worker-poll", the(f"{host}-worker-poll"), lambda d=delay: state["all_sent_at"] is not None
                           and time.time() >= state["all_sent_at"] + d))
     for host, fraction in windows(0.1, 0.7):
-        kills.append(Kill(processes[f"{host}-worker-download"], lambda f=fraction: state["succeeded"] >= f * jobs))
-    for beat in (p for p in processes.values() if p.kind == "beat"):
-        fraction = rng.uniform(0.2, 0.8)
-        kills.append(Kill(beat, lambda f=fraction: state["succeeded"] >= f * jobs))
+        kills.append(Kill("worker-download", the(f"{host}-worker-download"),
+                          lambda f=fraction: state["succeeded"] >= f * jobs))
+    for _, fraction in windows(0.05, 0.8):
+        kills.append(Kill("beat", lambda: processes.get(state["beat_holder"] or ""),
+                          lambda f=fraction: state["succeeded"] >= f * jobs))
     return kills
+
+
+def beat_holders() -> list[str]:
+    """The processes (their PGAPPNAME) whose session holds the beat lock, asked of PostgreSQL."""
+    import psycopg
+
+    from project.runtime.beatlock import LOCK_KEY
+
+    with psycopg.connect(host=common.PG_HOST, port=common.PG_PORT, user="postgres", dbname=common.DB_NAME,
+                         autocommit=True) as conn:
+        return [row[0] for row in conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
+            (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF))]
+
+
+def takeovers(kills: list[Kill], samples: list[tuple[float, list[str]]]) -> list[float | None]:
+    """Per kill of the ticking beat: seconds until a beat held the lock again (None: never seen)."""
+    found = []
+    for kill in (k for k in kills if k.kind == "beat" and k.at is not None):
+        restarted = min((t for t in kill.process.starts if t > kill.at), default=float("inf"))
+        back = next((t for t, holders in samples if t > kill.at and holders
+                     and (holders != [kill.process.name] or t > restarted)), None)
+        found.append(None if back is None else round(back - kill.at, 1))
+    return found
 
 
 # ---------------------------------------------------------------------------
@@ -442,12 +481,16 @@ def web_check(webs: list[Process], people: list[dict], generations: list, media:
     failures: list[str] = []
     counts = Counter()
 
+    seconds = defaultdict(list)
+
     def get(web: Process, path: str, user_id: int) -> httpx.Response | None:
+        started = time.perf_counter()
         try:
             response = clients[web.host].get(path, cookies={settings.SESSION_COOKIE_NAME: sessions[user_id]})
         except httpx.TransportError as exc:
             failures.append(f"{web.host} {path}: {exc!r}")
             return None
+        seconds[re.sub(r"[0-9a-f-]{36}", "<id>", path)].append(time.perf_counter() - started)
         counts[web.host] += 1
         if response.status_code != 200:
             failures.append(f"{web.host} {path}: HTTP {response.status_code}")
@@ -486,7 +529,8 @@ def web_check(webs: list[Process], people: list[dict], generations: list, media:
         list(pool.map(files, [(w, m) for w in webs for m in media]))
     for client in clients.values():
         client.close()
-    return {"requests": dict(counts), "failures": failures}
+    return {"requests": dict(counts), "failures": failures,
+            "median_seconds": {path: round(common.median(times), 3) for path, times in seconds.items()}}
 
 
 # ---------------------------------------------------------------------------
@@ -522,12 +566,16 @@ def measure(args, run: dict, processes: dict[str, Process], people: list[dict], 
     cpu = {p.name: round(p.child.cpu_seconds(), 1) for p in processes.values() if p.child and p.child.alive()}
 
     n = args.jobs
-    killed = [k for k in kills if k.process.kills]
+    killed = [k for k in kills if k.at is not None]
+    samples = run["beat_samples"]
+    took_over = takeovers(kills, samples)
     figures = {
         "processes": len(processes), "alive": len(cpu), "cpu_seconds_since_last_start": cpu,
-        "kills_planned": len(kills), "kills": [(k.process.name, round(k.process.kills[0] - run["started"], 1))
-                                               for k in killed],
-        "killed_kinds": sorted({k.process.kind for k in killed}),
+        "kills_planned": len(kills), "kills": [(k.process.name, round(k.at - run["started"], 1)) for k in killed],
+        "killed_kinds": sorted({k.kind for k in killed}),
+        "beat_samples": len(samples), "beat_holders_at_once": max((len(h) for _, h in samples), default=0),
+        "beat_samples_without_holder": sum(1 for _, h in samples if not h),
+        "beat_holders_seen": sorted({name for _, h in samples for name in h}), "beat_takeover_seconds": took_over,
         "created": len(set(submissions.created.values())), "refused": submissions.refused[:20],
         "created_by_host": dict(submissions.by_port), "resent": submissions.resent,
         "replayed": submissions.replayed, "rows": ours.count(), "statuses": statuses,
@@ -543,18 +591,26 @@ def measure(args, run: dict, processes: dict[str, Process], people: list[dict], 
         "captured_twice": sum(1 for c in captures.values() if c > 1), "uncaptured": len(succeeded - set(captures)),
         "captured_not_succeeded": len(set(captures) - succeeded),
         "credits_verify_exit": verify.returncode, "credits_verify_output": (verify.stdout + verify.stderr)[-2000:],
-        "web_requests": web["requests"], "web_failures": len(web["failures"]),
+        "web_requests": web["requests"], "web_median_seconds": web["median_seconds"],
+        "web_failures": len(web["failures"]),
         "web_failure_lines": web["failures"][:50],
     }
     f = figures
     other_files, temporary = f["own_files"].get("media or other", 0), f["own_files"].get("temporary", 0)
     rows = [
-        Row("rehearsal", "processes (2 hosts: web, poll worker, download worker; one beat), up at the end",
+        Row("rehearsal", "processes (2 hosts: web, poll worker, download worker, beat), up at the end",
             f"{f['alive']} of {f['processes']}", target=str(f["processes"]), met=f["alive"] == f["processes"]),
         Row("rehearsal", "processes SIGKILLed at a random moment and started again",
             f"{len(killed)} of {len(kills)} (" + ", ".join(f"{kind} x{c}" for kind, c in Counter(
-                k.process.kind for k in killed).items()) + ")", target="each kind" if kills else "—",
+                k.kind for k in killed).items()) + ")", target="each kind" if kills else "—",
             met=(len(killed) == len(kills) and set(f["killed_kinds"]) == set(KINDS)) if kills else None),
+        Row("rehearsal", "beats ticking at once (beat lock holders, asked of PostgreSQL every second)",
+            f"max {f['beat_holders_at_once']} of 2 ({f['beat_samples']} samples; ticked: "
+            f"{', '.join(f['beat_holders_seen']) or 'none'})", target="1",
+            met=f["beat_holders_at_once"] == 1 and f["beat_samples"] > 0),
+        Row("rehearsal", "  seconds until the standby ticked, after each SIGKILL of the ticking beat",
+            ", ".join("never" if t is None else f"{t:g}" for t in took_over) or "—",
+            target="each" if took_over else "—", met=(None not in took_over) if took_over else None),
         Row("rehearsal", "jobs created through the API (201) / refused", f"{f['created']} / {len(submissions.refused)}",
             target=f"{n} / 0", met=f["created"] == n and not submissions.refused),
         Row("rehearsal", "  answered by host1 / host2; requests sent again; idempotent replays",
@@ -642,7 +698,8 @@ def run_jobs(args, processes: dict[str, Process], people: list[dict], rng: rando
     from generations.models import TERMINAL, Generation, Status
 
     webs = [processes[f"{host}-web"] for host in HOSTS]
-    state = {"created": 0, "succeeded": 0, "all_sent_at": None}
+    state = {"created": 0, "succeeded": 0, "all_sent_at": None, "beat_holder": None}
+    samples: list[tuple[float, list[str]]] = []
     kills = [] if args.no_kills else plan_kills(processes, rng, args.jobs, state)
     killers: list[threading.Thread] = []
     submissions = Submissions()
@@ -661,17 +718,20 @@ def run_jobs(args, processes: dict[str, Process], people: list[dict], rng: rando
         if state["all_sent_at"] is None and not submitter.is_alive() and not counts.get(Status.QUEUED):
             state["all_sent_at"] = time.time()
             log(f"every job created ({submissions.count}) and sent to the provider")
+        holders = beat_holders()
+        samples.append((time.time(), holders))
+        state["beat_holder"] = holders[0] if len(holders) == 1 else None
         for kill in kills:
-            if not kill.done and kill.when():
-                kill.done = True
-                killer = threading.Thread(target=kill.process.kill_and_restart, args=(random.Random(rng.random()),))
+            if kill.at is None and kill.when() and (process := kill.pick()) is not None:
+                kill.process, kill.at = process, time.time()
+                killer = threading.Thread(target=process.kill_and_restart, args=(random.Random(rng.random()),))
                 killer.start()
                 killers.append(killer)
         terminal = sum(n for s, n in counts.items() if s in TERMINAL)
         if time.monotonic() - last_log > 15:
             last_log = time.monotonic()
             log(f"{submissions.count} created, {terminal} ended {counts}")
-        if (not submitter.is_alive() and terminal >= submissions.count and all(k.done for k in kills)
+        if (not submitter.is_alive() and terminal >= submissions.count and all(k.at for k in kills)
                 and not any(t.is_alive() for t in killers)):
             break
         time.sleep(1)
@@ -679,7 +739,7 @@ def run_jobs(args, processes: dict[str, Process], people: list[dict], rng: rando
     for killer in killers:
         killer.join()
     return {"submissions": submissions, "kills": kills, "started": started, "seconds": time.time() - started,
-            "sent_at": state["all_sent_at"], "ours": ours}
+            "sent_at": state["all_sent_at"], "ours": ours, "beat_samples": samples}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -711,10 +771,9 @@ def main(argv: list[str] | None = None) -> int:
 
     processes: dict[str, Process] = {}
     for host in HOSTS:
-        for kind in ("web", "worker-poll", "worker-download"):
+        for kind in KINDS:   # the beat too: runbeat on both hosts, one ticks
             process = Process(host, kind, shared_env, port=common.free_port() if kind == "web" else None)
             processes[process.name] = process
-    processes["host1-beat"] = Process("host1", "beat", shared_env)
     for process in processes.values():
         process.start(wait=False)
     for process in processes.values():

@@ -44,8 +44,15 @@ def test_the_rehearsal_meets_every_target_it_prints(rehearsal):
 def test_every_kind_of_process_was_killed_mid_run_and_all_are_up_at_the_end(rehearsal):
     _, f = rehearsal
     assert f["killed_kinds"] == ["beat", "web", "worker-download", "worker-poll"]
-    assert len(f["kills"]) == f["kills_planned"] == 7
-    assert f["alive"] == f["processes"] == 7
+    assert len(f["kills"]) == f["kills_planned"] == 8     # each process once, the ticking beat twice
+    assert f["alive"] == f["processes"] == 8
+
+
+def test_of_the_two_beats_one_ticks_and_the_standby_takes_over_when_it_is_killed(rehearsal):
+    _, f = rehearsal
+    assert f["beat_samples"] > 60 and f["beat_holders_at_once"] == 1
+    assert f["beat_holders_seen"] == ["host1-beat", "host2-beat"]   # the second kill hit the one that took over
+    assert len(f["beat_takeover_seconds"]) == 2 and None not in f["beat_takeover_seconds"]
 
 
 def test_every_job_created_through_both_web_processes_succeeded_and_was_sent_once(rehearsal):
