@@ -87,6 +87,8 @@ CREDITS = 10**9
 
 @dataclass(frozen=True)
 class Unit:
+    """What the rehearsal takes from a unit's [Service] section (the rest is systemd's business)."""
+
     name: str
     exec_start: str
     working_directory: str
