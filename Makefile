@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint faults bench soak clean
+.PHONY: run test test-fast lint faults bench soak rehearsal clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: $(STAMP)
 # The embedded default left up and used (30 minutes; SOAK_ARGS="--minutes 1 --jobs 60 --members 10" in CI).
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# Several hosts on one machine (PostgreSQL, Redis, a moto S3 server; docs/deploy/systemd's units):
+# 1,000 jobs, each kind of process SIGKILLed mid-run. REHEARSAL_ARGS="--jobs 200 --db kiln_x --redis redis://127.0.0.1:6379/3".
+rehearsal: $(STAMP)
+	$(BIN)/python bench/rehearsal.py $(REHEARSAL_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -137,15 +137,17 @@ _children: list[Child] = []
 
 
 class Child:
-    """A process of the run, in its own session; its output goes to var/bench/logs/<name>.log."""
+    """A process of the run, in its own session; its output goes to var/bench/logs/<name>.log
+    (appended to: a process started again under the same name continues its log)."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None):
+    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
+                 cwd: Path | None = None):
         self.name = name
         logs = VAR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.log_path = logs / f"{name}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop())
-        self.process = subprocess.Popen(list(argv), cwd=ROOT, env={**os.environ, **environment(), **(env or {})},
+        self.process = subprocess.Popen(list(argv), cwd=cwd or ROOT, env={**os.environ, **environment(), **(env or {})},
                                         stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.process.pid
         _children.append(self)
@@ -157,8 +159,12 @@ class Child:
         """CPU time (user + system) of every live process in this child's session."""
         return sum(cpu for _, cpu in session_processes(self.pid))
 
+    def kill(self) -> None:
+        """SIGKILL to the whole process group at once (a crash: nothing is given time to tidy up)."""
+        self.stop(grace=0)
+
     def stop(self, grace: float = 20.0) -> None:
-        if self.alive():
+        if self.alive() and grace > 0:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGTERM)
             try:
@@ -170,6 +176,7 @@ class Child:
         # Stragglers of the group (prefork children) go too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
         self._log.close()
         if self in _children:
             _children.remove(self)

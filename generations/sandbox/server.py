@@ -95,11 +95,14 @@ Control API (JSON; no auth; never subject to faults)
   the defaults the server was started with.
 - ``GET|POST /_control/settings`` (``POST /_control`` is the same): e.g.
   ``{"duration": 1.0, "media_ttl": 300, "shark_running_status": "in_progress",
-  "sync_seconds": 0.0, "duration_range": [10, 120], "latency_range": [0.05, 0.2]}``
-  (``duration_range``: each new job takes a random duration in that range, for load
-  tests; null: use ``duration``. ``latency_range``: every provider API request, media
-  aside, is answered after a random delay in that range, as a real provider's
-  network and queueing add, for load tests; null: at once); any key is stored (provider modules read
+  "sync_seconds": 0.0, "duration_range": [10, 120], "latency_range": [0.05, 0.2],
+  "poll_latency": 0.2, "request_log": 100000}`` (``duration_range``: each new job takes a
+  random duration in that range, for load tests; null: use ``duration``. ``latency_range``:
+  every provider API request, media aside, is answered after a random delay in that range, as
+  a real provider's network and queueing add, for load tests; null: at once. ``poll_latency``:
+  every status request of a job waits that long before it answers, so two polls of one job at
+  once show as overlapping intervals in the request log; ``request_log``: how many requests
+  the log keeps); any key is stored (provider modules read
   ``app.settings.get(key, default)``). Answers the current settings.
 - ``POST /_control/faults``: one fault or ``{"faults": [...]}``. A fault:
   ``{"path": regex (re.search on the full path, e.g. "^/shark/api/v1/videos$"),
@@ -125,10 +128,10 @@ Control API (JSON; no auth; never subject to faults)
   key, count}], "duplicates": [...same, count > 1]}``; times are Unix seconds;
   ``completed_at`` is when the sandbox made the job terminal (clock or override).
 - ``POST /_control/jobs/<id>``: ``{"state": ..., "error": ..., "raw_status": ...}``.
-- ``GET /_control/requests``: the last 5000 requests ``{method, path, status,
-  auth (bool: an Authorization header was sent), started, time, json}`` (``started``:
-  when the request arrived, ``time``: when it was answered, so tests can see two
-  requests about one job overlap); ``json`` is the
+- ``GET /_control/requests``: the last 5000 requests (the ``request_log``
+  setting) ``{method, path, status, auth (bool: an Authorization header was
+  sent), started, time, json}`` (``started``: when the request arrived,
+  ``time``: when its answer was ready, Unix seconds); ``json`` is the
   request's JSON body as sent (strings over 200 characters cut, so inline media
   stays small; None when the body was not JSON): tests check the JSON types a
   client sends.
@@ -171,6 +174,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sync_seconds": 0.0,   # how long synchronous endpoints think before answering
     "duration_range": None,  # [low, high]: each job takes a random duration in it (overrides "duration")
     "latency_range": None,   # [low, high]: each provider API request waits a random time in it first
+    "poll_latency": 0.0,   # seconds each status request (a poll) takes before it answers
+    "request_log": 5000,   # requests the log keeps (the oldest go first)
 }
 QUEUED_FRACTION = 0.15
 KEYWORDS = ("moderate", "fail", "unsafe", "slow")
@@ -344,10 +349,14 @@ class Settings:
     def update(self, values: dict[str, Any]) -> None:
         with self._lock:
             for key, value in values.items():
-                if key in ("duration", "media_ttl", "sync_seconds"):
+                if key in ("duration", "media_ttl", "sync_seconds", "poll_latency"):
                     value = float(value)
                     if value < 0:
                         raise ValueError(f"{key} must be >= 0")
+                if key == "request_log":
+                    value = int(value)
+                    if value < 1:
+                        raise ValueError("request_log must be >= 1")
                 self._values[key] = value
 
     def reset(self) -> None:
@@ -499,6 +508,9 @@ class JobStore:
             return self._jobs.get(job_id)
 
     def poll(self, provider: str, job_id: str) -> SandboxJob | None:
+        latency = float(self.settings.get("poll_latency") or 0)
+        if latency:
+            time.sleep(latency)   # a slow status route: polls of one job by two clients at once overlap
         job = self.get(provider, job_id)
         if job is not None:
             with job._lock:
@@ -606,7 +618,7 @@ class Sandbox:
         self.faults = FaultQueue()
         self.apps: dict[str, ProviderApp] = {}
         self.secret = secrets.token_bytes(32)
-        self.requests: collections.deque = collections.deque(maxlen=5000)
+        self.requests: collections.deque = collections.deque(maxlen=int(self.settings["request_log"]))
         # "/_control/settings/" is "/_control/settings": a test's trailing slash is no reason to fail.
         self.control_map = Map([
             Rule("/_control", endpoint="settings", methods=["GET", "POST"]),
@@ -629,7 +641,7 @@ class Sandbox:
         self.jobs.clear()
         self.faults.clear()
         self.settings.reset()
-        self.requests.clear()
+        self.requests = collections.deque(maxlen=int(self.settings["request_log"]))
 
     # -- signed media ---------------------------------------------------------
 
@@ -836,6 +848,8 @@ class Sandbox:
     def _control_settings(self, req: Request, body: dict) -> Response:
         if req.method == "POST":
             self.settings.update(body)
+            if "request_log" in body:
+                self.requests = collections.deque(self.requests, maxlen=int(self.settings["request_log"]))
         return json_response(self.settings.as_dict())
 
     def _control_faults(self, req: Request, body: dict) -> Response:

@@ -258,8 +258,35 @@ def test_reset_forgets_jobs_faults_and_settings(sandbox, echo):
     assert len(sandbox.jobs()["jobs"]) == 1
 
 
+def test_with_a_poll_latency_two_polls_of_one_job_at_once_show_as_overlapping_intervals(sandbox, echo):
+    """What the several-hosts rehearsal measures: each logged request says when it arrived and
+    when its answer was ready, and a slow status route makes simultaneous polls overlap."""
+    import concurrent.futures
+
+    job_id = echo.post("/jobs", json={"prompt": "x"}).json()["id"]
+    sandbox.control(poll_latency=1.0)
+    echo.get(f"/jobs/{job_id}")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        assert all(r.status_code == 200 for r in pool.map(echo.get, [f"/jobs/{job_id}"] * 2))
+    polls = [r for r in sandbox.requests() if r["path"] == f"/echo/jobs/{job_id}"]
+    assert len(polls) == 3 and all(r["time"] - r["started"] >= 1.0 for r in polls)
+    alone, *together = polls
+    assert alone["time"] <= min(r["started"] for r in together)
+    assert max(r["started"] for r in together) < min(r["time"] for r in together)
+
+
+def test_the_request_log_keeps_as_many_requests_as_its_setting_says(sandbox, echo):
+    sandbox.control(request_log=3)
+    for n in range(5):
+        echo.get(f"/jobs/nope-{n}")
+    assert [r["path"] for r in sandbox.requests()] == [f"/echo/jobs/nope-{n}" for n in (2, 3, 4)]
+    sandbox.reset()
+    assert sandbox.control()["request_log"] == 5000
+
+
 def test_bad_control_input_is_a_400_not_a_crash(sandbox):
     assert httpx.post(sandbox.url + "/_control/settings", json={"duration": "soon"}).status_code == 400
+    assert httpx.post(sandbox.url + "/_control/settings", json={"request_log": 0}).status_code == 400
     assert httpx.post(sandbox.url + "/_control/faults", json={"status": 500}).status_code == 400
     assert httpx.post(sandbox.url + "/_control/faults", json={"path": "(["}).status_code == 400
 
