@@ -61,3 +61,13 @@ def test_a_missing_setting_stops_the_script_before_it_runs_anything(tools, tmp_p
     assert f"{missing} is not set" in done.stderr
     assert _calls(log) == []
     assert not (tmp_path / "dest" / "kiln.dump").exists()
+
+
+def test_the_backup_is_readable_by_its_owner_only(tools, tmp_path):
+    """The dump holds every member's password hash, sessions and the (encrypted) provider keys."""
+    env, log = tools
+    done = subprocess.run(["sh", "-c", f'umask 022; exec "{SCRIPTS / "kiln-backup.sh"}" "{tmp_path / "dest"}"'],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "dest").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "dest" / "kiln.dump").stat().st_mode & 0o077 == 0
