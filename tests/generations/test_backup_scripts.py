@@ -65,7 +65,7 @@ def test_a_missing_setting_stops_the_script_before_it_runs_anything(tools, tmp_p
 
 def test_the_backup_is_readable_by_its_owner_only(tools, tmp_path):
     """The dump holds every member's password hash, sessions and the (encrypted) provider keys."""
-    env, log = tools
+    env, _ = tools
     done = subprocess.run(["sh", "-c", f'umask 022; exec "{SCRIPTS / "kiln-backup.sh"}" "{tmp_path / "dest"}"'],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
