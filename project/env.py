@@ -63,6 +63,9 @@ def envsecret(name: str, path: Path) -> str:
     return value
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def envdatabase(name: str, default_sqlite: Path) -> dict:
     """``sqlite:///path`` (the default) or ``postgres://user:pass@host:port/db?opt=val``."""
     raw = os.environ.get(name, "")
@@ -81,6 +84,10 @@ def envdatabase(name: str, default_sqlite: Path) -> dict:
             raise ImproperlyConfigured(f"{name} must name a database, got {raw!r}")
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         conn_max_age = int(options.pop("conn_max_age", "60"))
+        # libpq waits for a database host that accepts the connection but never answers (hung, or
+        # a half-open firewall) for ever; a request, and a load balancer's /healthz probe every
+        # second, would each hold a web thread until none is left. ?connect_timeout= overrides it.
+        options.setdefault("connect_timeout", str(CONNECT_TIMEOUT_SECONDS))
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name_,

@@ -8,6 +8,7 @@
 # Reads the environment every Kiln process has: DATABASE_URL and the KILN_S3_* variables.
 # FIELD_ENCRYPTION_KEYS is NOT in the backup: keep it apart, or the provider keys are unreadable.
 set -eu
+umask 077  # the dump holds password hashes, sessions and the encrypted provider keys: its owner's only
 dest=${1:?usage: kiln-backup.sh DEST}
 here=$(dirname "$0")
 . "$here/kiln-rclone.sh"

@@ -1,5 +1,9 @@
 # Sourced by kiln-backup.sh and kiln-restore.sh: rclone and libpq from Kiln's own environment.
 #
+# Checked here, at the top: a ${VAR:?} inside the $(...) of an argument only ends that subshell, and
+# pg_restore would get "" (libpq's default database) and rclone "" (the current folder).
+: "${DATABASE_URL:?DATABASE_URL is not set}" "${KILN_S3_BUCKET:?KILN_S3_BUCKET is not set}"
+
 # rclone takes the bucket from KILN_S3_* through its RCLONE_CONFIG_<remote>_* variables, so no
 # rclone.conf holding the secret key is written anywhere.
 export RCLONE_CONFIG_KILNMEDIA_TYPE=s3
@@ -19,13 +23,18 @@ fi
 
 # The bucket's Kiln objects: the whole bucket, or only KILN_S3_PREFIX when Kiln shares it.
 kiln_rclone_media() {
-  echo "kilnmedia:${KILN_S3_BUCKET:?KILN_S3_BUCKET is not set}${KILN_S3_PREFIX:+/$KILN_S3_PREFIX}"
+  echo "kilnmedia:${KILN_S3_BUCKET}${KILN_S3_PREFIX:+/$KILN_S3_PREFIX}"
 }
 
-# DATABASE_URL without Kiln's own conn_max_age option, which libpq does not know.
+# DATABASE_URL without Kiln's own conn_max_age option, which libpq does not know, and without its
+# password, which would be on pg_dump's command line for every user of the host to read in `ps`:
+# libpq gets it (percent-decoded) from PGPASSWORD.
 kiln_libpq_url() {
-  echo "${DATABASE_URL:?DATABASE_URL is not set}" | sed -E 's/([?&])conn_max_age=[^&]*&?/\1/; s/[?&]$//'
+  echo "$DATABASE_URL" | sed -E 's#^([a-z]+://[^:@/]*):[^@/]*@#\1@#; s/([?&])conn_max_age=[^&]*&?/\1/; s/[?&]$//'
 }
+kiln_password=$("${PYTHON:-$here/../../.venv/bin/python}" -c \
+  'import os, urllib.parse; print(urllib.parse.unquote(urllib.parse.urlsplit(os.environ["DATABASE_URL"]).password or ""))')
+[ -z "$kiln_password" ] || export PGPASSWORD="$kiln_password"
 
 # rclone's S3 client cannot take AWS_CA_BUNDLE ("unable to load custom CA bundle, HTTPClient's
 # transport unsupported type"): hand the same bundle to rclone's own --ca-cert instead.

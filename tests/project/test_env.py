@@ -57,7 +57,12 @@ def test_a_postgres_url_becomes_django_settings(monkeypatch, tmp_path):
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["NAME"], config["USER"], config["PASSWORD"]) == ("kiln", "kiln", "s@cret")
     assert (config["HOST"], config["PORT"]) == ("db.internal", "6543")
-    assert config["OPTIONS"] == {"sslmode": "require"}
+    assert config["OPTIONS"] == {"sslmode": "require", "connect_timeout": "5"}
+
+
+def test_a_postgres_url_may_set_its_own_connect_timeout(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgres://kiln@db.internal/kiln?connect_timeout=12")
+    assert envdatabase("DATABASE_URL", tmp_path / "db.sqlite3")["OPTIONS"] == {"connect_timeout": "12"}
 
 
 def test_no_database_url_means_sqlite_under_var(monkeypatch, tmp_path):

@@ -99,3 +99,34 @@ def test_healthz_answers_only_get_and_head(client, db):
     response = client.post("/healthz")
     assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
     assert json.loads(client.get("/healthz").content).keys() == {"database", "broker"}
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_healthz_answers_503_while_the_database_host_takes_connections_but_never_answers(
+        client, transactional_db, production):
+    """A database host that is hung (or a firewall that completes the handshake): without a
+    connect timeout libpq waits for its first answer for ever, and every probe holds a gunicorn
+    thread until all of them are stuck. The 30 s here are generous; the fault it catches lasts for ever."""
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes each handshake; nobody ever reads or answers
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(silent.getsockname()[1])
+    answers = []
+    try:
+        with use_broker(os.environ["REDIS_URL"]):
+            probe = threading.Thread(target=lambda: answers.append(client.get("/healthz", **PROBE)), daemon=True)
+            probe.start()
+            probe.join(30)
+            answered = list(answers)  # before the close below ends a probe that is still waiting
+    finally:
+        silent.close()  # a probe still waiting gets a reset and ends
+        probe.join(10)
+        connection.settings_dict["PORT"] = port
+        connection.close()
+    assert answered, "/healthz was still waiting for the database after 30 s"
+    assert answered[0].status_code == 503 and answered[0].json() == {"database": "down", "broker": "ok"}
