@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
+# axe-core (npm) for the browser tests' accessibility checks (tests/e2e/axe.py).
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
 .PHONY: run test test-fast lint faults bench soak rehearsal clean
 
@@ -14,7 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(AXE):
+	npm install --prefix $(VENV)/axe --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+
+install: $(STAMP) $(AXE)
 
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
@@ -23,7 +29,7 @@ run: $(STAMP)
 	@# exec: make's SIGTERM (kill <pid of make>) then reaches runkiln, not a shell that would leave it running.
 	PORT=$(PORT) exec $(BIN)/python manage.py runkiln
 
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/pytest $(PYTEST_ARGS)
 
