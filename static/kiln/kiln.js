@@ -41,10 +41,15 @@
     var target = document.querySelector(button.getAttribute("data-copy"));
     if (!target) return;
     var text = "value" in target ? target.value : target.textContent;
+    // The button's own words, kept at the first click: a second click (or share.js, which
+    // answers the same click on share links) must not take "Copied" for them and keep it.
+    if (!button.hasAttribute("data-copy-label")) button.setAttribute("data-copy-label", button.textContent);
     var done = function () {
-      var label = button.textContent;
       button.textContent = "Copied";
-      window.setTimeout(function () { button.textContent = label; }, 1500);
+      window.clearTimeout(button.kilnCopiedBack);
+      button.kilnCopiedBack = window.setTimeout(function () {
+        button.textContent = button.getAttribute("data-copy-label");
+      }, 2000);
     };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done);

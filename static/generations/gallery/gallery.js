@@ -235,7 +235,10 @@
     stage.textContent = "";
     var media;
     if (item.getAttribute("data-kind") === "video") {
-      media = el("video", "lb-media", { controls: "", autoplay: "", playsinline: "", preload: "metadata" });
+      // Named after its prompt; it starts by itself unless the person asked for less motion.
+      media = el("video", "lb-media", { controls: "", playsinline: "", preload: "metadata",
+                                        "aria-label": "Video: " + (item.getAttribute("data-caption") || "result") });
+      if (!window.matchMedia("(prefers-reduced-motion: reduce)").matches) media.setAttribute("autoplay", "");
       if (item.getAttribute("data-poster")) media.setAttribute("poster", item.getAttribute("data-poster"));
     } else {
       media = el("img", "lb-media", { alt: item.getAttribute("data-caption") || "" });

@@ -6,14 +6,14 @@
   function announce(button, text) {
     var status = document.querySelector(".share-status");
     if (status) status.textContent = text;
-    var label = button.dataset.label || button.textContent;
-    button.dataset.label = label;
+    var label = button.getAttribute("data-copy-label");  // kept at the click (see copy)
     button.textContent = text === "Copied to the clipboard." ? "Copied" : label;
     button.classList.add("is-copied");
-    window.setTimeout(function () {
+    window.clearTimeout(button.shareCopiedBack);
+    button.shareCopiedBack = window.setTimeout(function () {
       button.textContent = label;
       button.classList.remove("is-copied");
-    }, 2500);
+    }, 2000);
   }
 
   function fallback(field, button) {
@@ -27,6 +27,8 @@
   function copy(button) {
     var field = document.querySelector(button.getAttribute("data-copy"));
     if (!field) return;
+    // "Copy link", before any answer changes it (kiln.js keeps the same attribute).
+    if (!button.hasAttribute("data-copy-label")) button.setAttribute("data-copy-label", button.textContent);
     var text = field.value || field.textContent;
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(
