@@ -165,7 +165,7 @@ def test_a_cancelled_job_looks_neutral_and_its_details_name_the_parameters(
     failed_badge = style(f"#card-{failed.public_id} .badge", "backgroundColor")
     assert cancelled_badge == "rgb(238, 240, 243)"           # grey
     assert failed_badge == "rgb(253, 236, 235)"              # still the error red
-    assert style(f"#card-{job.public_id} .card-error", "color") == "rgb(106, 111, 118)"  # muted, not red
+    assert style(f"#card-{job.public_id} .card-error", "color") == "rgb(95, 100, 107)"  # muted (--muted, #5f646b: 4.5:1 since issue 20), not red
     assert style(f"#card-{failed.public_id} .card-error", "color") == "rgb(180, 35, 24)"
     # No ring: the placeholder's mark has no border and does not turn.
     assert style(f"#card-{job.public_id} .placeholder-kind", "borderTopWidth") == "0px"
