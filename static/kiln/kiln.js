@@ -198,8 +198,13 @@
       return;
     }
     var elt = event.detail.elt;
-    var first = elt && elt !== document.body && document.contains(elt) && elt.querySelectorAll && firstControl(elt);
-    if (first) first.focus();
+    if (!elt || elt === document.body || !document.contains(elt) || !elt.querySelectorAll) return;
+    var first = firstControl(elt);
+    if (first) {
+      first.focus();
+    } else if (elt.getAttribute("tabindex") === "-1") {
+      elt.focus();  // a card that says "Deleted." and offers nothing more
+    }
   });
 
   // A page that comes back with a form refused (a failed sign-in, a team form with errors):
