@@ -164,6 +164,23 @@ class CardInfo:
                 f"(the median of its last {n} finished job{'s' if n != 1 else ''}).")
 
     @property
+    def announcement(self) -> str:
+        """What the page's live region says when this job reaches its state (kiln.js, once each):
+        "Wan 2.7: running", "GPT Image 2 failed: Content was blocked by the safety system."."""
+        return announcement(self.g)
+
+    @property
+    def controls_key(self) -> str:
+        """Changes only when the set of controls in the card's actions (or the status panel's)
+        changes: the id of their container, kept across status polls (hx-preserve), so a keyboard
+        user on Cancel keeps it; a new key (Cancel gone on finish) brings the new controls."""
+        g = self.g
+        parts = (self.can_cancel, bool(self.cancel_help and self.can_manage), self.primary.public_id if self.primary else "",
+                 self.can_share, self.needs_edit, self.can_retry, self.can_manage, g.archived, self.can_delete,
+                 g.needs_review, self.can_settle, g.status if g.status in TERMINAL else "pending")
+        return f"{zlib.crc32(repr(parts).encode()):x}"
+
+    @property
     def takes_seed(self) -> bool:
         """Its model has a seed parameter: "Reuse seed" can fix it in the studio."""
         return takes_seed(self.g.provider, self.g.model, self.g.operation)
@@ -215,6 +232,17 @@ def state_token_of(status: str, progress: int | None, provider_status: str, erro
     """``state_token`` from the bare column values (no model instance needed)."""
     checksum = zlib.crc32(f"{provider_status}|{error}".encode())
     return f"{status}-{progress if progress is not None else ''}-{checksum:x}"
+
+
+def announcement(g: Generation) -> str:
+    """One sentence for a screen reader, in the model's display name and the provider's own words
+    for a failure as Kiln stores them."""
+    label = model_label(g.provider, g.model)
+    state = g.get_status_display().lower()
+    if g.status in (Status.FAILED, Status.EXPIRED) and g.error:
+        error = g.error.strip()
+        return f"{label} {state}: {error}" + ("" if error.endswith((".", "!", "?")) else ".")
+    return f"{label}: {state}"
 
 
 def _media_of(g: Generation) -> list[Media]:

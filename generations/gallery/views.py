@@ -157,7 +157,8 @@ def card_status(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     g = _get_generation(membership, public_id)
     detail_panel = request.GET.get("panel") == "detail"
     template = "generations/gallery/detail.html#live" if detail_panel else "generations/gallery/gallery.html#card"
-    response = render(request, template, {"g": g, "seed": studio_services.seed_shown(g) if detail_panel else None})
+    response = render(request, template, {"g": g, "poll": True,
+                                         "seed": studio_services.seed_shown(g) if detail_panel else None})
     if g.status in TERMINAL:
         response.status_code = STOP_POLLING
     return response

@@ -173,7 +173,7 @@ def studio_estimate(request: HttpRequest) -> HttpResponse:
         return HttpResponse("", status=204)
     entry, operation, _ = _selected(catalog, request.GET)
     form = StudioForm(request.GET, entry=entry, operation=operation, catalog=catalog, membership=membership)
-    return render(request, "generations/studio/studio.html#estimate", _estimate_context(membership, form))
+    return render(request, "generations/studio/studio.html#estimate_body", _estimate_context(membership, form))
 
 
 def _slot_for(membership: Membership, query: QueryDict):

@@ -116,6 +116,128 @@
     }
   });
 
+  // ---------------------------------------------------------------------------
+  // Live status, said in words. Each card and the result page's status panel carries
+  // data-announce="Wan 2.7: running" and data-announce-key="<generation id>:<status>".
+  // After each swap, a job whose state changed since this page last showed it is announced
+  // once in the page's one polite live region (#live-status, base.html, never swapped);
+  // a job the studio has just created (data-announce-new) is announced as it appears.
+  // What the page showed when it loaded is never announced, and a poll repeating a state
+  // says nothing.
+  var shown = {};  // generation id -> the status the page last showed
+
+  function announce(text) {
+    var region = document.getElementById("live-status");
+    if (!region || !text) return;
+    var line = document.createElement("p");
+    line.textContent = text;
+    region.appendChild(line);
+    while (region.childElementCount > 20) region.removeChild(region.firstElementChild);
+  }
+
+  function announced(root) {
+    if (!root || !root.querySelectorAll) return [];
+    var found = Array.prototype.slice.call(root.querySelectorAll("[data-announce-key]"));
+    if (root.matches && root.matches("[data-announce-key]")) found.unshift(root);
+    return found;
+  }
+
+  function learn(root, speak) {
+    announced(root).forEach(function (el) {
+      if (!document.contains(el)) return;
+      var key = el.getAttribute("data-announce-key");
+      var id = key.slice(0, key.lastIndexOf(":"));
+      var status = key.slice(key.lastIndexOf(":") + 1);
+      var before = shown[id];
+      shown[id] = status;
+      if (speak && (before ? before !== status : el.hasAttribute("data-announce-new"))) {
+        announce(el.getAttribute("data-announce"));
+      }
+      el.removeAttribute("data-announce-new");
+    });
+  }
+
+  document.addEventListener("htmx:load", function (event) {
+    var root = event.detail && event.detail.elt;
+    learn(root, root !== document.body);
+  });
+
+  // ---------------------------------------------------------------------------
+  // Focus after live updates: never left on <body>.
+  //
+  // htmx puts focus back on an element of the same id when a swap replaced the focused one;
+  // a control that was disabled during its request (Generate) lost focus before that, so the
+  // element focused when a request left is remembered and given focus back after the swap.
+  // Where nothing of the same id came back (Cancel, once cancelled), focus goes to the first
+  // control of what was swapped in.
+  var FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), " +
+    "textarea:not([disabled]), summary, video[controls], [tabindex]:not([tabindex='-1'])";
+  function lost() {
+    return !document.activeElement || document.activeElement === document.body;
+  }
+
+  function visible(el) {
+    return !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+  }
+
+  function firstControl(root) {
+    return Array.prototype.filter.call(root.querySelectorAll(FOCUSABLE), visible)[0];
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var active = document.activeElement;
+    var elt = event.detail.elt;
+    var xhr = event.detail.xhr;
+    // A status poll is no one's doing: only a request the member made moves their focus.
+    if (!xhr || !elt || !elt.hasAttribute || elt.hasAttribute("data-status-poll") || elt.id === "detail-live") return;
+    if (active && active !== document.body) xhr.kilnFocus = {id: active.id};
+  });
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var xhr = event.detail.xhr;
+    var was = xhr && xhr.kilnFocus;
+    if (!was || !lost()) return;
+    var again = was.id && document.getElementById(was.id);
+    if (again && !again.disabled && visible(again)) {
+      again.focus();
+      return;
+    }
+    var elt = event.detail.elt;
+    if (!elt || elt === document.body || !document.contains(elt) || !elt.querySelectorAll) return;
+    var first = firstControl(elt);
+    if (first) {
+      first.focus();
+    } else if (elt.getAttribute("tabindex") === "-1") {
+      elt.focus();  // a card that says "Deleted." and offers nothing more
+    }
+  });
+
+  // A page that comes back with a form refused (a failed sign-in, a team form with errors):
+  // focus goes to its first invalid field, or to its error summary.
+  function focusFirstError(root) {
+    var field = root.querySelector("[aria-invalid=true]");
+    if (field && visible(field)) {
+      field.focus();
+      return true;
+    }
+    var summary = root.querySelector(".form-errors[tabindex='-1'], .error-summary[tabindex='-1']");
+    if (summary) {
+      summary.focus();
+      return true;
+    }
+    return false;
+  }
+  window.kilnFocusFirstError = focusFirstError;
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var main = document.querySelector("main");
+    if (!main || !lost()) return;
+    var forms = Array.prototype.filter.call(main.querySelectorAll("form"), function (form) {
+      return form.querySelector("[aria-invalid=true], .form-errors[tabindex='-1']") && !form.matches("[role=search]");
+    });
+    if (forms.length) focusFirstError(forms[0]);
+  });
+
   // kiln:tick: one heartbeat every 2 s on <body>, only while the tab is visible.
   // Live status polling listens to it (hx-trigger="kiln:tick from:body"), so a
   // hidden tab costs the server nothing; coming back fires one tick at once.

@@ -290,7 +290,12 @@
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
       var menus = document.querySelectorAll("details.card-menu[open]");
-      menus.forEach(function (menu) { menu.removeAttribute("open"); });
+      menus.forEach(function (menu) {
+        var inside = menu.contains(document.activeElement);
+        menu.removeAttribute("open");
+        // Focus was on the menu or in it (now hidden): it goes back to its ⋯ button.
+        if (inside) menu.querySelector("summary").focus();
+      });
       // Esc clears the selection, unless it was closing a menu or the viewer.
       if (!menus.length && (!box || box.hidden) && selected.size) {
         selected.clear();

@@ -33,11 +33,67 @@
     }
   });
 
+  // Closed by a pick, the dialog would give focus back to its opener, which the pick has
+  // replaced: focus goes to the new slot's "Pick from the gallery" instead.
   document.addEventListener("htmx:afterSettle", function (event) {
     var dialog = pickerDialog();
     var elt = event.detail.elt;
     if (dialog && dialog.open && elt && elt.classList && elt.classList.contains("input-slot")) {
       dialog.close();
+      var opener = elt.querySelector("[id$='-pick']");
+      if (opener) opener.focus();
+    }
+  });
+
+  // The estimate's container stays in place (it is a live region): only its content is
+  // swapped, and not at all when the new figures say the same as the ones shown.
+  function sameEstimate(estimate, html) {
+    var next = document.createElement("template");
+    next.innerHTML = html;
+    var words = function (node) { return node.textContent.replace(/\s+/g, " ").trim(); };
+    var affordable = function (node) {
+      var figures = node.querySelector("[data-affordable]");
+      return figures && figures.getAttribute("data-affordable");
+    };
+    return words(next.content) === words(estimate) && affordable(next.content) === affordable(estimate);
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "studio-estimate" && event.detail.shouldSwap &&
+        sameEstimate(target, event.detail.serverResponse || "")) {
+      event.detail.shouldSwap = false;
+    }
+  });
+
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    var fragment = event.detail.fragment;
+    if (!target || target.id !== "studio-estimate" || !fragment) return;
+    var holder = document.createElement("div");
+    holder.appendChild(fragment.cloneNode(true));
+    var inner = holder.firstElementChild && holder.firstElementChild.id === "studio-estimate" ? holder.firstElementChild : holder;
+    if (sameEstimate(target, inner.innerHTML)) event.detail.shouldSwap = false;
+  });
+
+  // A refused submit (422): focus goes to the first invalid field, or to the errors above the form.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var xhr = event.detail.xhr;
+    var form = studioForm();
+    if (!form || !xhr || (xhr.status !== 422 && xhr.status !== 429) || xhr.kilnErrorFocused) return;
+    if (!event.detail.elt || !form.contains(event.detail.elt) && event.detail.elt !== form) return;
+    xhr.kilnErrorFocused = true;
+    var field = Array.prototype.filter.call(form.querySelectorAll("[aria-invalid=true]"), function (el) {
+      return !el.disabled && (el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+    })[0];
+    if (field) {
+      field.focus();
+      return;
+    }
+    var summary = form.querySelector(".form-errors, .has-error");
+    if (summary) {
+      summary.setAttribute("tabindex", "-1");
+      summary.focus();
     }
   });
 
@@ -111,7 +167,8 @@
     var estimate = document.getElementById("studio-estimate");
     var button = form && form.querySelector(".studio-submit");
     if (!button || !estimate) return;
-    var short = estimate.getAttribute("data-affordable") === "false";
+    var figures = estimate.querySelector("[data-affordable]");
+    var short = !!figures && figures.getAttribute("data-affordable") === "false";
     if (short) {
       button.disabled = true;
       button.setAttribute("aria-describedby", "credit-help");

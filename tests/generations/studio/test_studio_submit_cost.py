@@ -88,6 +88,7 @@ def _card(html: str, public_id) -> str:
     match = re.search(rf'<article id="card-{public_id}".*?</article>', html, re.S)
     assert match, f"no card {public_id}"
     card = re.sub(r"<time data-elapsed[^>]*>.*?</time>", "<time/>", match.group(0), flags=re.S)
+    card = card.replace(" data-announce-new", "")  # the studio's new card asks the live region to say it
     card = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "csrf", card)  # masked anew per page
     return re.sub(r'\s+hx-swap-oob="true"', "", card)
 
