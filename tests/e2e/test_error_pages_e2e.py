@@ -32,13 +32,15 @@ def looks_like_kiln(page, status: int, response, heading: str) -> dict:
         found["skip link"] = "missing"
     if page.locator("h1").count() != 1:
         found["h1"] = page.locator("h1").count()
-    elif heading not in page.locator("h1").inner_text():
+    elif heading.lower() not in page.locator("h1").inner_text().lower():
         found["h1 text"] = page.locator("h1").inner_text()
     # Kiln's stylesheet applies: the page's background is the theme's, not the browser's white.
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     scheme = page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
     if scheme and background in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)"):
         found["dark background"] = background
+    if page.locator(".skip-link").evaluate("a => getComputedStyle(a).position") != "absolute":
+        found["stylesheet"] = "kiln.css not applied"
     if page.locator("main a[href='/']").count() < 1:
         found["way back"] = "no link home in <main>"
     items = violations(page)
@@ -80,5 +82,8 @@ def test_error_pages_are_kiln_pages_without_violations(page, live_server, login,
 
     found = {label: items for label, items in found.items() if items}
     assert not found, found
-    assert [p for p in page.problems if "/__boom__/" not in p and "/__storage_down__/" not in p] == []
+    # Each error status is also a console line ("Failed to load resource"); anything else (a CSP
+    # refusal, a script error) is a problem. A stylesheet that failed is caught above.
+    assert [p for p in page.problems if "Failed to load resource" not in p
+            and "/__boom__/" not in p and "/__storage_down__/" not in p] == []
 
