@@ -342,3 +342,42 @@ def test_copied_goes_back_to_copy_link(page, live_server, login, transactional_d
     expect(copy).to_have_text("Copied")
     expect(copy).to_have_text("Copy link", timeout=5_000)
     assert page.problems == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_board_share_and_company_sign_in_pages_have_no_violations(a11y, live_server, login, transactional_db, team,
+                                                                  owner, settings, scheme):
+    """Pages the other tests do not reach: a board's public link, and the sign-in pages with an
+    identity provider configured (its button; with password sign-in off; the team's sign-in
+    rules tab that offers it). Rendering them does not call the provider."""
+    from accounts.models import Membership
+    from accounts.oidc.config import socialaccount_providers
+    from generations.boards.models import Board
+    from generations.share import services as sharing
+
+    page = a11y
+    page.emulate_media(color_scheme=scheme)
+    membership = Membership.objects.get(team=team, user=owner)
+    image = make_generation(team, owner, prompt="a lighthouse at dusk")
+    add_media(image)
+    board = Board.objects.create(team=team, name="Coastal moodboard", created_by=owner)
+    board.items.create(generation=image, added_by=owner)
+    _, board_token = sharing.create_share(membership, [], board=board, title="Coastal moodboard")
+    page.goto(f"/s/{board_token}/")
+    page.check("public share (a board)")
+
+    config = {"id": "idp", "label": "Acme SSO", "issuer": "https://idp.example.com", "client_id": "kiln",
+              "secret": "s" * 40, "scopes": ["openid", "email"], "auth_params": {}, "domains": []}
+    settings.KILN_OIDC_PROVIDERS = [config]
+    settings.SOCIALACCOUNT_PROVIDERS = socialaccount_providers([config])
+    page.goto("/accounts/login/")
+    expect(page.get_by_role("button", name="Sign in with Acme SSO")).to_be_visible()
+    page.check("sign in (password and identity provider)")
+    login(page, live_server, owner.email, PASSWORD)
+    page.goto("/accounts/team/sign-in/")
+    page.check("team: sign-in (identity provider configured)")
+    page.context.clear_cookies()
+    settings.KILN_PASSWORD_LOGIN = False
+    page.goto("/accounts/login/")
+    page.check("sign in (identity provider only)")
+    page.report()
