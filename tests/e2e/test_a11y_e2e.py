@@ -41,6 +41,9 @@ def a11y(page):
         if items:
             found[label] = describe(items)
         if context is None:
+            # A template comment that ran over two lines shows as text ({# … #}).
+            if "{#" in page.inner_text("body") or "{%" in page.inner_text("body"):
+                found[f"{label} (template text)"] = f"template syntax shown as text on {page.url}"
             h1 = page.locator("h1").count()
             if h1 != 1:
                 found[f"{label} (h1)"] = f"{h1} h1 elements on {page.url}, not one"
