@@ -384,3 +384,16 @@ def test_board_share_and_company_sign_in_pages_have_no_violations(a11y, live_ser
     page.goto("/accounts/login/")
     page.check("sign in (identity provider only)")
     page.report()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_gallery_selection_bar_has_no_violations(a11y, live_server, login, owner, team_with_content, scheme):
+    """The bar that appears when results are selected (its own dark colours in either theme)."""
+    page = a11y
+    page.emulate_media(color_scheme=scheme)
+    login(page, live_server, owner.email, PASSWORD)
+    page.goto("/gallery/")
+    page.locator("[data-card] input[data-select]").first.check()
+    expect(page.locator("#bulk-form")).to_be_visible()
+    page.check("gallery: a result selected, the selection bar shown")
+    page.report()
