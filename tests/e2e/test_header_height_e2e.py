@@ -48,10 +48,11 @@ def test_a_focused_control_is_not_under_a_tall_header(browser, live_server, tran
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), header.evaluate(
         "h => [...h.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > innerWidth)"
         ".map(e => e.outerHTML.slice(0, 60))")
-    assert page.evaluate("document.documentElement.scrollHeight > innerHeight + 2 * %f" % header_height), page.evaluate("[document.documentElement.scrollHeight, innerHeight, location.href]")
+    # Long enough to scroll by more than the header, so a control can end up under it.
+    assert page.evaluate("h => document.documentElement.scrollHeight > innerHeight + 2 * h", header_height)
 
-    # From the bottom of the page, Shift+Tab back up to each control of <main> in turn: each one,
-    # scrolled into view, stops below the header, not under it.
+    # From the bottom of the page, each control of <main> focused in turn going up (as Shift+Tab
+    # does): each one, scrolled into view, stops below the header, not under it.
     page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
     controls = page.locator("main a[href], main button:visible, main input:visible:not([type=hidden]), main select")
     count = controls.count()
