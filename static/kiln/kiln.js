@@ -10,8 +10,16 @@
   // the CSP allows (a style attribute in the markup it would not).
   var topbar = document.querySelector(".topbar");
   if (topbar && window.ResizeObserver) {
+    var measured = "";
     new ResizeObserver(function () {
-      document.documentElement.style.setProperty("--header-measured", topbar.getBoundingClientRect().height + "px");
+      // Outside the observer's callback, and only when the height changed (a style change
+      // inside it, on every notification, upset Chromium as a page went away).
+      window.requestAnimationFrame(function () {
+        var height = Math.ceil(topbar.getBoundingClientRect().height) + "px";
+        if (height === measured) return;
+        measured = height;
+        document.documentElement.style.setProperty("--header-measured", height);
+      });
     }).observe(topbar);
   }
 
