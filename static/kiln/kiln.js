@@ -4,6 +4,25 @@
   "use strict";
   document.documentElement.classList.add("js");
 
+  // The sticky header's height as drawn, in --header-measured: kiln.css's scroll-padding-top,
+  // so a control the keyboard moves to is never scrolled under the header, however many rows
+  // the header wraps to (a long team name, a long e-mail, zoom). Set through the CSSOM, which
+  // the CSP allows (a style attribute in the markup it would not).
+  var topbar = document.querySelector(".topbar");
+  if (topbar && window.ResizeObserver) {
+    var measured = "";
+    new ResizeObserver(function () {
+      // Outside the observer's callback, and only when the height changed (a style change
+      // inside it, on every notification, upset Chromium as a page went away).
+      window.requestAnimationFrame(function () {
+        var height = Math.ceil(topbar.getBoundingClientRect().height) + "px";
+        if (height === measured) return;
+        measured = height;
+        document.documentElement.style.setProperty("--header-measured", height);
+      });
+    }).observe(topbar);
+  }
+
   // <select data-autosubmit>: submit its form on change (the plain submit button
   // next to it has class "js-hide" and stays as the no-JS fallback).
   document.addEventListener("change", function (event) {

@@ -41,6 +41,9 @@ def a11y(page):
         if items:
             found[label] = describe(items)
         if context is None:
+            # A template comment that ran over two lines shows as text ({# … #}).
+            if "{#" in page.inner_text("body") or "{%" in page.inner_text("body"):
+                found[f"{label} (template text)"] = f"template syntax shown as text on {page.url}"
             h1 = page.locator("h1").count()
             if h1 != 1:
                 found[f"{label} (h1)"] = f"{h1} h1 elements on {page.url}, not one"
@@ -342,3 +345,55 @@ def test_copied_goes_back_to_copy_link(page, live_server, login, transactional_d
     expect(copy).to_have_text("Copied")
     expect(copy).to_have_text("Copy link", timeout=5_000)
     assert page.problems == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_board_share_and_company_sign_in_pages_have_no_violations(a11y, live_server, login, transactional_db, team,
+                                                                  owner, settings, scheme):
+    """Pages the other tests do not reach: a board's public link, and the sign-in pages with an
+    identity provider configured (its button; with password sign-in off; the team's sign-in
+    rules tab that offers it). Rendering them does not call the provider."""
+    from accounts.models import Membership
+    from accounts.oidc.config import socialaccount_providers
+    from generations.boards.models import Board
+    from generations.share import services as sharing
+
+    page = a11y
+    page.emulate_media(color_scheme=scheme)
+    membership = Membership.objects.get(team=team, user=owner)
+    image = make_generation(team, owner, prompt="a lighthouse at dusk")
+    add_media(image)
+    board = Board.objects.create(team=team, name="Coastal moodboard", created_by=owner)
+    board.items.create(generation=image, added_by=owner)
+    _, board_token = sharing.create_share(membership, [], board=board, title="Coastal moodboard")
+    page.goto(f"/s/{board_token}/")
+    page.check("public share (a board)")
+
+    config = {"id": "idp", "label": "Acme SSO", "issuer": "https://idp.example.com", "client_id": "kiln",
+              "secret": "s" * 40, "scopes": ["openid", "email"], "auth_params": {}, "domains": []}
+    settings.KILN_OIDC_PROVIDERS = [config]
+    settings.SOCIALACCOUNT_PROVIDERS = socialaccount_providers([config])
+    page.goto("/accounts/login/")
+    expect(page.get_by_role("button", name="Sign in with Acme SSO")).to_be_visible()
+    page.check("sign in (password and identity provider)")
+    login(page, live_server, owner.email, PASSWORD)
+    page.goto("/accounts/team/sign-in/")
+    page.check("team: sign-in (identity provider configured)")
+    page.context.clear_cookies()
+    settings.KILN_PASSWORD_LOGIN = False
+    page.goto("/accounts/login/")
+    page.check("sign in (identity provider only)")
+    page.report()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_gallery_selection_bar_has_no_violations(a11y, live_server, login, owner, team_with_content, scheme):
+    """The bar that appears when results are selected (its own dark colours in either theme)."""
+    page = a11y
+    page.emulate_media(color_scheme=scheme)
+    login(page, live_server, owner.email, PASSWORD)
+    page.goto("/gallery/")
+    page.locator("[data-card] input[data-select]").first.check()
+    expect(page.locator("#bulk-form")).to_be_visible()
+    page.check("gallery: a result selected, the selection bar shown")
+    page.report()
