@@ -132,7 +132,7 @@
     var line = document.createElement("p");
     line.textContent = text;
     region.appendChild(line);
-    while (region.childElementCount > 20) region.removeChild(region.firstElementChild);
+    while (region.childElementCount > 5) region.removeChild(region.firstElementChild);
   }
 
   function announced(root) {
