@@ -91,3 +91,49 @@ def test_many_jobs_finishing_at_once_keep_the_region_short(page, live_server, lo
     lines = said(page)
     assert 1 <= len(lines) <= 5, lines
     assert all("failed" in line for line in lines), lines
+
+
+def test_focus_after_the_bulk_bar_and_its_board_picker_is_never_body(signed_in, team, owner, teammate):
+    from tests.e2e.test_gallery_bulk_e2e import box, fill
+    page = signed_in
+    cards = fill(team, owner, teammate, count=6)
+    page.goto("/gallery/")
+    bar = page.locator("#bulk-form")
+
+    def select(*gs):
+        for g in gs:
+            box(page, g).focus()
+            page.keyboard.press("Space")
+
+    def act(button, notice):
+        button.focus()
+        page.keyboard.press("Enter")
+        page.get_by_text(notice).wait_for()
+        page.wait_for_load_state("networkidle")
+        return page.evaluate("() => document.activeElement === document.body || !document.activeElement")
+
+    select(cards[0], cards[1])
+    assert not act(bar.get_by_role("button", name="Favourite", exact=True), "Added 2 results to your favourites."), \
+        focused(page)
+
+    # Add to board by the picker: type a new board's name, Enter on Add to board.
+    bar.locator("input[name=board_name]").fill("Review board")
+    assert not act(bar.get_by_role("button", name="Add to board"), "New board “Review board”."), focused(page)
+
+    # Archive: the card goes (a tombstone), the selection is empty and the bar's actions are disabled
+    # under the focused Archive button; focus lands on a control of the bar, not <body>.
+    select(cards[2])
+    archive = bar.get_by_role("button", name="Archive", exact=True)
+    archive.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#card-{cards[2].public_id}")).to_contain_text("Archived")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("() => document.activeElement !== document.body"), focused(page)
+    assert page.evaluate("() => { const a = document.activeElement; return !!(a.offsetWidth || a.offsetHeight); }"), \
+        focused(page)
+    assert page.evaluate("() => !!document.activeElement.closest('#bulk-form')"), focused(page)
+    # A status poll after the archive leaves focus where it is.
+    page.evaluate("() => new Promise(r => { let n = 0; document.body.addEventListener('kiln:tick', () => { if (++n === 2) r(); }); })")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("() => document.activeElement !== document.body"), focused(page)
+    assert not page.problems, page.problems
