@@ -151,7 +151,7 @@
     var line = document.createElement("p");
     line.textContent = text;
     region.appendChild(line);
-    while (region.childElementCount > 20) region.removeChild(region.firstElementChild);
+    while (region.childElementCount > 5) region.removeChild(region.firstElementChild);
   }
 
   function announced(root) {
@@ -212,7 +212,30 @@
     if (active && active !== document.body) xhr.kilnFocus = {id: active.id};
   });
 
+  // A swap that takes the focused control out and puts it (or its twin of the same id) back —
+  // hx-preserve through a status poll, in a browser without Element.moveBefore (Safari, older
+  // Firefox), re-inserts the node and the browser drops focus to <body> — gives it focus back.
+  var swapFocus = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var active = document.activeElement;
+    swapFocus = null;
+    if (target && active && active !== document.body && target.contains(active)) {
+      swapFocus = {el: active, id: active.id};
+    }
+  });
+
+  function restoreSwapFocus() {
+    var was = swapFocus;
+    if (!was || !lost()) return;
+    var again = document.contains(was.el) ? was.el : (was.id && document.getElementById(was.id));
+    if (again && !again.disabled && visible(again)) again.focus({preventScroll: true});
+  }
+  document.addEventListener("htmx:afterSwap", restoreSwapFocus);
+
   document.addEventListener("htmx:afterSettle", function (event) {
+    restoreSwapFocus();
+    swapFocus = null;
     var xhr = event.detail.xhr;
     var was = xhr && xhr.kilnFocus;
     if (!was || !lost()) return;

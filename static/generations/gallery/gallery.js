@@ -108,6 +108,7 @@
     var open = count > 0 || (status && status.textContent.trim() !== "");
     form.toggleAttribute("data-open", open);
     document.documentElement.classList.toggle("is-selecting", count > 0);
+    var active = form.contains(document.activeElement) ? document.activeElement : null;
     var limits = { max: +form.getAttribute("data-max"), zip: +form.getAttribute("data-zip-max"),
                    share: +form.getAttribute("data-share-max") };
     var hint = "";
@@ -122,6 +123,13 @@
       button.disabled = count === 0 || count > limits.max || over;
     });
     form.querySelector("[data-bulk-hint]").textContent = hint;
+    // The action just taken emptied the selection (Archive, Remove from a board) and disabled the
+    // button under the keyboard's focus: focus stays in the bar, on its first control still usable.
+    if (active && active.disabled) {
+      var next = Array.prototype.filter.call(form.querySelectorAll("button:not([disabled]), input:not([type=hidden]):not([disabled])"),
+        function (el) { return !!(el.offsetWidth || el.offsetHeight); })[0];
+      if (next) next.focus();
+    }
   }
 
   function queueSync() {
