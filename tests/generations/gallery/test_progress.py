@@ -190,13 +190,17 @@ def test_a_cancelled_card_says_cancelled_and_spins_nothing(owner_client, team, o
     assert "data-pending" not in card and "<progress" not in card
 
 
-def test_a_cancelled_detail_page_raises_no_alert_but_a_failed_one_does(owner_client, team, owner):
+def test_a_cancelled_detail_page_shows_a_note_and_a_failed_one_the_error(owner_client, team, owner):
+    """A failure is said by the page's live region as it happens (data-announce; test_status.py), so its
+    box is not an alert too; a cancelled job is neither."""
     cancelled = finished(team, owner, 3, status=Status.CANCELLED, error="Cancelled.")
     page = owner_client.get(reverse("generations:detail", args=[cancelled.public_id])).text
-    assert '<p class="detail-cancelled">Cancelled.</p>' in page and 'role="alert"' not in page
+    assert '<p class="detail-cancelled">Cancelled.</p>' in page and "detail-error" not in page
+    assert 'failed: Cancelled' not in page
     failed = finished(team, owner, 3, status=Status.FAILED, error="Prompt rejected by moderation.")
     page = owner_client.get(reverse("generations:detail", args=[failed.public_id])).text
-    assert 'class="detail-error" role="alert"' in page and "Prompt rejected by moderation." in page
+    assert 'class="detail-error"' in page and "Prompt rejected by moderation." in page
+    assert 'failed: Prompt rejected by moderation."' in page  # the sentence the live region says
 
 
 # ---------------------------------------------------------------------------

@@ -108,3 +108,13 @@ def test_the_cards_fast_links_are_the_url_confs_own(team, owner):
     media = add_media(g)
     for name in ("media", "thumbnail", "download"):
         assert Links(media.public_id)[name] == reverse(f"generations:{name}", args=[media.public_id])
+
+
+def test_a_failure_the_poll_brings_is_said_once_by_the_live_region(owner_client, team, owner):
+    """The panel's sentence goes to the page's one live region (data-announce); the error's own box is
+    not an alert as well, which a screen reader would read a second time as it is swapped in."""
+    g = make_generation(team, owner, status=Status.FAILED, error="Content was blocked by the safety system.")
+    panel = owner_client.get(status_url(g, panel="detail")).text
+    assert 'data-announce="GPT Image 2 failed: Content was blocked by the safety system."' in panel
+    assert 'role="alert"' not in panel
+    assert "aria-live" not in panel
