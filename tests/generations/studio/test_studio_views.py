@@ -522,3 +522,18 @@ def test_a_source_video_declaring_12000x12000_pixels_is_a_clear_400(owner_client
     assert "at most 8192x8192 is accepted" in response.content.decode()
     assert Generation.objects.count() == 0
     assert wallet(owner, team).available == before
+
+
+def test_a_missing_input_is_a_named_group_described_by_its_error(owner_client, shark):
+    """A refused submit puts focus on the input slot (its file input is drawn as a button): the slot is
+    a group named by its label and described by its error, so a screen reader says what is missing."""
+    response = owner_client.post(GENERATE, form_data(WAN, operation="image-to-video"), headers=HTMX)
+    html = response.content.decode()
+    assert response.status_code == 422
+    slot = re.search(r'<div class="input-slot has-error" id="slot-first_frame"[^>]*>', html).group(0)
+    assert 'role="group"' in slot
+    label_id = re.search(r'aria-labelledby="([^"]+)"', slot).group(1)
+    assert re.search(rf'id="{label_id}"[^>]*>First frame', html)
+    described = re.search(r'aria-describedby="([^"]+)"', slot).group(1).split()
+    texts = [re.search(rf'id="{i}"[^>]*>(.*?)</(?:div|p)>', html, re.S).group(1) for i in described]
+    assert any("Add the first frame" in text for text in texts)
