@@ -311,14 +311,16 @@ def test_videos_are_named_and_the_lightbox_video_waits_under_reduced_motion(page
     page.locator("[data-card] a.card-media[data-kind=video]").click()
     lightbox_video = page.locator(".lightbox video")
     expect(lightbox_video).to_have_attribute("aria-label", "Video: waves over black sand, slow dolly")
-    assert lightbox_video.evaluate("v => v.autoplay") is False
-    page.wait_for_function("document.querySelector('.lightbox video').readyState >= 2")
+    expect(lightbox_video).to_have_js_property("autoplay", False)
+    page.wait_for_function("document.querySelector('.lightbox video').readyState >= 1")  # its metadata: preload=metadata may stop there
     assert lightbox_video.evaluate("v => v.paused") is True
     page.keyboard.press("Escape")
     page.emulate_media(reduced_motion="no-preference")
+    expect(page.locator(".lightbox")).to_be_hidden()
     page.locator("[data-card] a.card-media[data-kind=video]").click()
-    assert page.locator(".lightbox video").evaluate("v => v.autoplay") is True
+    expect(page.locator(".lightbox video")).to_have_js_property("autoplay", True)
     page.keyboard.press("Escape")
+    expect(page.locator(".lightbox")).to_be_hidden()
 
     membership = Membership.objects.get(team=team, user=owner)
     _, token = sharing.create_share(membership, [video], show_prompt=True)
