@@ -312,7 +312,7 @@ def test_videos_are_named_and_the_lightbox_video_waits_under_reduced_motion(page
     lightbox_video = page.locator(".lightbox video")
     expect(lightbox_video).to_have_attribute("aria-label", "Video: waves over black sand, slow dolly")
     expect(lightbox_video).to_have_js_property("autoplay", False)
-    page.wait_for_function("document.querySelector('.lightbox video').readyState >= 1")  # its metadata: preload=metadata may stop there
+    page.wait_for_function("() => document.querySelector('.lightbox video').readyState >= 1")  # its metadata: preload=metadata may stop there
     assert lightbox_video.evaluate("v => v.paused") is True
     page.keyboard.press("Escape")
     page.emulate_media(reduced_motion="no-preference")

@@ -62,14 +62,14 @@ def test_a_link_opens_in_a_fresh_browser_without_a_session_and_its_video_seeks(
     assert public.locator("a.sp-download").is_visible()
 
     player = public.locator("video.sp-media")
-    public.wait_for_function("document.querySelector('video').readyState >= 1", timeout=15_000)
+    public.wait_for_function("() => document.querySelector('video').readyState >= 1", timeout=15_000)
     assert public.evaluate("document.querySelector('video').duration") == pytest.approx(4.0, abs=0.3)
     public.evaluate("""() => new Promise(resolve => {
         const v = document.querySelector('video');
         v.addEventListener('seeked', resolve, {once: true});
         v.currentTime = 2.5;
     })""")
-    public.wait_for_function("document.querySelector('video').readyState >= 2", timeout=15_000)
+    public.wait_for_function("() => document.querySelector('video').readyState >= 2", timeout=15_000)
     assert public.evaluate("document.querySelector('video').currentTime") == pytest.approx(2.5, abs=0.15)
     assert public.evaluate("document.querySelector('video').error") is None
     assert any(r and r.startswith("bytes=") for r in ranges), ranges
