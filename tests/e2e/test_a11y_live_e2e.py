@@ -84,28 +84,36 @@ def test_each_job_state_is_announced_once_in_words(page, live_server, login, tra
     assert not page.problems, page.problems
 
 
+
+def open_running_job(page, job, where: str) -> str:
+    """Open the gallery or the job's result page; the selector of its Cancel button."""
+    if where == "gallery":
+        page.goto("/gallery/")
+        return f"#card-{job.public_id} button:text-is('Cancel')"
+    page.goto(f"/g/{job.public_id}/")
+    return "#detail-live button:text-is('Cancel')"
+
+
+def move_progress(page, job, where: str, percent: int) -> None:
+    """The provider reports more progress; wait until a status poll has shown it."""
+    Generation.objects.filter(pk=job.pk).update(progress=percent)
+    if where == "gallery":
+        expect(page.locator(f"#card-{job.public_id} .progress-percent")).to_have_text(f"{percent}%")
+    else:
+        expect(page.locator("#detail-live .status-panel progress")).to_have_attribute("value", str(percent))
+
+
 @pytest.mark.parametrize("where", ["gallery", "detail"])
 def test_cancel_keeps_focus_through_polls_and_the_state_moves_on(page, live_server, login, transactional_db, team, owner,
                                                                   sandbox, sandbox_key, where):
     sandbox_key(team, "shark")
     job = make_generation(team, owner, prompt="A slow kiln", status=Status.QUEUED, progress=5)
     login(page, live_server, owner.email, PASSWORD)
-    if where == "gallery":
-        page.goto("/gallery/")
-        cancel = page.locator(f"#card-{job.public_id} button:text-is('Cancel')")
-        progress = f"#card-{job.public_id} .progress-percent"
-    else:
-        page.goto(f"/g/{job.public_id}/")
-        cancel = page.locator("#detail-live button:text-is('Cancel')")
-        progress = "#detail-live .status-panel progress"
+    cancel = page.locator(open_running_job(page, job, where))
     cancel.focus()
     page.evaluate("() => { window.__cancel = document.activeElement; }")
     for percent in (20, 40, 60):
-        Generation.objects.filter(pk=job.pk).update(progress=percent)
-        if where == "gallery":
-            expect(page.locator(progress)).to_have_text(f"{percent}%")
-        else:
-            expect(page.locator(progress)).to_have_attribute("value", str(percent))
+        move_progress(page, job, where, percent)
         assert page.evaluate("() => document.activeElement === window.__cancel && document.contains(window.__cancel)"), \
             focused(page)
     assert said(page) == []  # progress is not a state change

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from generations.models import Generation, Status
 from tests.conftest import PASSWORD
-from tests.e2e.test_a11y_live_e2e import focused, said
+from tests.e2e.test_a11y_live_e2e import focused, move_progress, open_running_job, said
 from tests.e2e.test_studio_e2e import wait_until
 from tests.generations.gallery.conftest import make_generation
 from tests.generations.share.conftest import make_result
@@ -29,22 +29,11 @@ def test_cancel_keeps_focus_through_polls_without_move_before(page, live_server,
     sandbox_key(team, "shark")
     job = make_generation(team, owner, prompt="A slow kiln", status=Status.QUEUED, progress=5)
     login(page, live_server, owner.email, PASSWORD)
-    if where == "gallery":
-        page.goto("/gallery/")
-        cancel = f"#card-{job.public_id} button:text-is('Cancel')"
-        progress = f"#card-{job.public_id} .progress-percent"
-    else:
-        page.goto(f"/g/{job.public_id}/")
-        cancel = "#detail-live button:text-is('Cancel')"
-        progress = "#detail-live .status-panel progress"
+    cancel = open_running_job(page, job, where)
     assert page.evaluate("() => !('moveBefore' in Element.prototype)")
     page.locator(cancel).focus()
     for percent in (20, 40, 60):
-        Generation.objects.filter(pk=job.pk).update(progress=percent)
-        if where == "gallery":
-            expect(page.locator(progress)).to_have_text(f"{percent}%")
-        else:
-            expect(page.locator(progress)).to_have_attribute("value", str(percent))
+        move_progress(page, job, where, percent)
         page.wait_for_load_state("networkidle")
         assert page.locator(cancel).evaluate("el => el === document.activeElement"), focused(page)
     if where == "detail":
