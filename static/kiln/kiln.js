@@ -254,16 +254,19 @@
     }
   });
 
-  // A page that comes back with a form refused (a failed sign-in, a team form with errors):
-  // focus goes to its first invalid field, or to its error summary.
+  // A form refused (a failed sign-in, a team form with errors, the studio's 422): focus goes to its
+  // first invalid field that can take it, or else to its errors (a summary, or a group marked has-error).
   function focusFirstError(root) {
-    var field = root.querySelector("[aria-invalid=true]");
-    if (field && visible(field)) {
+    var field = Array.prototype.filter.call(root.querySelectorAll("[aria-invalid=true]"), function (el) {
+      return !el.disabled && visible(el);
+    })[0];
+    if (field) {
       field.focus();
       return true;
     }
-    var summary = root.querySelector(".form-errors[tabindex='-1'], .error-summary[tabindex='-1']");
+    var summary = root.querySelector(".form-errors, .error-summary, .has-error");
     if (summary) {
+      if (!summary.hasAttribute("tabindex")) summary.setAttribute("tabindex", "-1");
       summary.focus();
       return true;
     }

@@ -83,18 +83,7 @@
     if (!form || !xhr || (xhr.status !== 422 && xhr.status !== 429) || xhr.kilnErrorFocused) return;
     if (!event.detail.elt || !form.contains(event.detail.elt) && event.detail.elt !== form) return;
     xhr.kilnErrorFocused = true;
-    var field = Array.prototype.filter.call(form.querySelectorAll("[aria-invalid=true]"), function (el) {
-      return !el.disabled && (el.offsetWidth || el.offsetHeight || el.getClientRects().length);
-    })[0];
-    if (field) {
-      field.focus();
-      return;
-    }
-    var summary = form.querySelector(".form-errors, .has-error");
-    if (summary) {
-      summary.setAttribute("tabindex", "-1");
-      summary.focus();
-    }
+    window.kilnFocusFirstError(form);
   });
 
   document.addEventListener("click", function (event) {
