@@ -56,6 +56,10 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 # The dates a filter may name. A day is turned into the start of it and of the next one in
 # the site's time zone, which overflows Python's calendar at either end (9999-12-31 + 1 day).
 FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9998, 12, 31)
+# What the filter form calls each parameter, for the page's list of what it refused.
+FILTER_LABELS = {"q": "Search", "by": "Who", "kind": "Kind", "provider": "Provider", "model": "Model",
+                 "status": "Status", "from": "From", "to": "To", "board": "Board", "fav": "Favourites",
+                 "archived": "Archive", "after": "Page"}
 
 
 # ---------------------------------------------------------------------------

@@ -92,6 +92,8 @@ def gallery(request: HttpRequest) -> HttpResponse:
     base = reverse("generations:gallery")
     next_url = f"{base}?{filters.querystring(after=page.next_cursor)}" if page.next_cursor else ""
     context = {"generations": page.items, "next_url": next_url, "filters": filters, "errors": errors,
+               "error_rows": [(name, gallery_queries.FILTER_LABELS.get(name, name), message)
+                              for name, message in errors.items()],
                "selectable": True,
                # Filters in force besides the search box and the tab: what "Filters" counts on a phone.
                "active_filters": len(set(filters.params()) - {"q", "archived"})}

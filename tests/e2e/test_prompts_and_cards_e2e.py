@@ -323,7 +323,17 @@ def test_filters_apply_as_they_change_and_the_address_follows(page, live_server,
 
     page.fill("input[name=from]", "2999-01-02")
     page.fill("input[name=to]", "2999-01-01")  # refused, and the page says why
-    expect(page.locator(".gallery-errors")).to_contain_text("The end date is before the start date.")
+    expect(page.locator(".gallery-errors")).to_contain_text("To: The end date is before the start date.")
+    # The control is marked as the answer says (the form itself is not swapped): a screen reader
+    # hears "invalid" and the reason on reaching it; the other date is not marked.
+    to, since = page.locator("input[name=to]"), page.locator("input[name=from]")
+    expect(to).to_have_attribute("aria-invalid", "true")
+    expect(to).to_have_accessible_description("To: The end date is before the start date.")
+    expect(since).not_to_have_attribute("aria-invalid", "true")
+    page.fill("input[name=to]", "2999-01-03")  # put right: the mark goes with the reason
+    expect(page.locator(".gallery-errors")).to_have_count(0)
+    expect(to).not_to_have_attribute("aria-invalid", "true")
+    expect(to).to_have_accessible_description("")
     assert [p for p in problems(page) if " 400 " not in f" {p} "] == [], problems(page)
 
 

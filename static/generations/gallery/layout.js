@@ -76,6 +76,28 @@
     }
   });
 
+  // The answer to a live filter lists what it refused (#gallery-error-<name>): each control is
+  // marked invalid and described by its reason, or no longer so, as the page's own render does.
+  function markRefused() {
+    var form = document.querySelector("form[data-live-filters]");
+    if (!form) return;
+    Array.prototype.forEach.call(form.elements, function (control) {
+      if (!control.name || control.type === "hidden" || control.type === "submit") return;
+      var error = document.getElementById("gallery-error-" + control.name);
+      if (error) {
+        control.setAttribute("aria-invalid", "true");
+        control.setAttribute("aria-describedby", error.id);
+      } else if (control.hasAttribute("aria-invalid")) {
+        control.removeAttribute("aria-invalid");
+        control.removeAttribute("aria-describedby");
+      }
+    });
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-live-filters")) markRefused();
+  });
+
   // Back or forward to a page htmx kept: the choice shown follows the size in force.
   document.addEventListener("htmx:historyRestore", showChoice);
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showChoice);

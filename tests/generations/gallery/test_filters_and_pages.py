@@ -98,17 +98,31 @@ def test_in_progress_means_every_status_that_is_not_final(owner_client, team, ow
     assert set(shown(owner_client.get(GALLERY, {"status": "active"}))) == {str(running.public_id), str(queued.public_id)}
 
 
-@pytest.mark.parametrize("query, field", [
-    ({"kind": "audio"}, "kind"), ({"status": "exploded"}, "status"), ({"from": "2026-13-45"}, "from"),
-    ({"from": "2026-05-02", "to": "2026-05-01"}, "to"), ({"by": "someone@example.com"}, "by"),
-    ({"q": "x" * 201}, "q"), ({"fav": "maybe"}, "fav"), ({"after": "not-a-cursor"}, "after"),
+@pytest.mark.parametrize("query, field, label", [
+    ({"kind": "audio"}, "kind", "Kind"), ({"status": "exploded"}, "status", "Status"),
+    ({"from": "2026-13-45"}, "from", "From"), ({"from": "2026-05-02", "to": "2026-05-01"}, "to", "To"),
+    ({"by": "someone@example.com"}, "by", "Who"), ({"q": "x" * 201}, "q", "Search"),
+    ({"provider": "x" * 101}, "provider", "Provider"), ({"model": "x" * 101}, "model", "Model"),
+    ({"board": "not-a-board"}, "board", "Board"), ({"fav": "maybe"}, "fav", "Favourites"),
+    ({"after": "not-a-cursor"}, "after", "Page"),
 ])
-def test_bad_filters_get_a_400_with_the_reason(owner_client, team, owner, query, field):
+def test_bad_filters_get_a_400_with_the_reason(owner_client, team, owner, query, field, label):
     make_generation(team, owner)
     response = owner_client.get(GALLERY, query)
     assert response.status_code == 400
-    assert f"<strong>{field}</strong>" in response.text
+    # The reason is named as the form names the filter, not by its parameter ("To", not "to").
+    reason = re.search(rf'<li id="gallery-error-{field}"><strong>([^<]*)</strong>: ([^<]+)</li>', response.text)
+    assert reason and reason.group(1) == label, response.text
     assert shown(response) == []
+    if field == "after":  # the page's cursor: no control of the form
+        return
+    # The control it names says it is invalid and is described by the reason (a screen reader
+    # hears both on reaching it); no other control is marked.
+    controls = re.findall(r'<(?:input|select)\b[^>]*\bname="([a-z]+)"[^>]*>', response.text)
+    assert field in controls
+    marked = re.findall(r'<(?:input|select)\b[^>]*\bname="([a-z]+)"[^>]*\baria-invalid="true" '
+                        r'aria-describedby="gallery-error-([a-z]+)"', response.text)
+    assert marked == [(field, field)], marked
 
 
 def test_parse_filters_round_trips_through_the_query_string():
