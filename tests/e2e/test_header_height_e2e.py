@@ -69,3 +69,64 @@ def test_a_focused_control_is_not_under_a_tall_header(browser, live_server, tran
             covered.append((control.evaluate("c => c.outerHTML.slice(0, 80)"), round(top), round(bottom)))
     context.close()
     assert covered == [], f"header {header_height:.0f} px tall covers: {covered}"
+
+
+@pytest.mark.parametrize("viewport, scale, sticky", [
+    ({"width": 640, "height": 430}, 2, False),   # 1280 x 860 at 200 % zoom
+    ({"width": 844, "height": 390}, 3, False),   # a phone on its side
+    ({"width": 1280, "height": 800}, 1, True),
+    ({"width": 640, "height": 600}, 2, True),    # 200 % zoom on a taller screen
+    ({"width": 390, "height": 844}, 3, True),    # a phone upright
+])
+def test_a_short_window_lets_the_header_scroll_away(browser, live_server, transactional_db, team, owner,
+                                                    viewport, scale, sticky):
+    """Where the window is short the header is not kept in view (at 200 % zoom on a laptop it took
+    some 40 % of the screen); where there is room it stays, as before."""
+    for i in range(25):
+        make_member(team, f"member{i}@acme.test")
+    context = browser.new_context(base_url=live_server.url, viewport=viewport, device_scale_factor=scale)
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", owner.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    page.goto("/accounts/team/")
+    header = page.locator("header.topbar")
+    height = header.evaluate("h => h.getBoundingClientRect().height")
+    page.evaluate("h => window.scrollTo(0, 3 * h)", height)
+    page.wait_for_function("() => window.scrollY > 0")
+    top = header.evaluate("h => h.getBoundingClientRect().top")
+    # The scroll padding follows: a focused control stops just under the header where it stays,
+    # near the top where it has scrolled away.
+    padding = page.evaluate("parseFloat(getComputedStyle(document.documentElement).scrollPaddingTop)")
+    context.close()
+    if sticky:
+        assert top == 0 and padding > height, (top, padding, height)
+    else:
+        assert top < -height and padding < height / 2, (top, padding, height)
+
+
+@pytest.mark.parametrize("height, header_stays", [(540, False), (800, True)])
+def test_the_studio_panel_stops_where_the_header_ends(browser, live_server, transactional_db, team, owner,
+                                                      height, header_stays):
+    """The studio's form panel sticks below the header while the header stays, and at the top
+    of a short window (where the header scrolls away), its height the window's less margins."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": height})
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", owner.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    page.goto("/")
+    panel = page.locator(".studio-panel")
+    top, max_height = panel.evaluate(
+        "p => [parseFloat(getComputedStyle(p).top), parseFloat(getComputedStyle(p).maxHeight)]")
+    header = page.locator("header.topbar").evaluate("h => getComputedStyle(h).position")
+    context.close()
+    rem = 16
+    if header_stays:
+        assert header == "sticky" and top == 4.5 * rem and max_height == height - 5.5 * rem
+    else:
+        assert header == "static" and top == 1 * rem and max_height == height - 2 * rem
