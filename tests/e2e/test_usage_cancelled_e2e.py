@@ -61,6 +61,7 @@ def test_the_admin_has_the_usage_report_for_every_team(page, live_server, login,
     page.fill("input[name=username]", "root@kiln.test")
     page.fill("input[name=password]", PASSWORD)
     page.click("input[type=submit]")
+    page.wait_for_url(lambda url: "/admin/login/" not in url)  # signed in before going on
     page.goto("/admin/accounts/ledgerentry/")
     page.get_by_role("link", name="Usage report").click()
     page.wait_for_url("**/admin/accounts/ledgerentry/usage/")
