@@ -15,7 +15,8 @@
   ``videos[].url``, a bare list...) or in ``upstream_response``, DashScope's
   own task body (``output.task_status`` PENDING | RUNNING | SUCCEEDED |
   FAILED | CANCELED | UNKNOWN, ``output.video_url``, ``code``, ``message``,
-  ``usage.duration`` / ``usage.size``). Both are read.
+  ``usage.duration`` / ``usage.size``). Both are read; when both name videos, ``data``'s are
+  the result (the seed reads ``data or upstream_response``).
 - ``DELETE /v1/tasks/{id}``: 200 cancelled; 409 or 400 the task has already
   started (DashScope cancels only PENDING tasks); 501 this route cannot
   cancel.
@@ -487,8 +488,10 @@ class SealinkProvider(Provider):
             if moderation_in(str(output.get("code") or ""), _error_code(payload), progress.error):
                 progress.error_kind = MODERATION
         elif state is State.SUCCEEDED:
-            urls = _unique(find_video_urls(payload.get("data")) + find_video_urls(output.get("video_url"))
-                           + find_video_urls(output.get("results")))
+            # ``data`` first, DashScope's output only without it (the seed: ``data or upstream_response``):
+            # both may name the same videos at different URLs (Sealink's copy, DashScope's original).
+            urls = _unique(find_video_urls(payload.get("data"))) or _unique(
+                find_video_urls(output.get("video_url")) + find_video_urls(output.get("results")))
             if not urls:
                 progress.state = State.FAILED
                 progress.error = "Sealink reported the task as completed but sent no video URL."

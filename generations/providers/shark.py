@@ -42,6 +42,7 @@ from typing import Any
 
 from generations.providers import http, keycheck
 from generations.providers.base import (
+    MODERATION,
     CancelOutcome,
     CancelResult,
     Credentials,
@@ -58,6 +59,7 @@ from generations.providers.base import (
     State,
     Submitted,
     as_int,
+    moderation_in,
     route_missing,
 )
 
@@ -297,6 +299,7 @@ class SharkProvider(Provider):
                 progress.error = "Shark AI reported the video as completed but sent no video URL."
         elif state == State.FAILED:
             progress.error = _message(data.get("error")) or "Shark AI reported the video as failed without a reason."
+            progress.error_kind = _kind(data.get("error"))
         return progress
 
     def _image_progress(self, data: dict) -> Progress:
@@ -310,6 +313,7 @@ class SharkProvider(Provider):
         progress = Progress(state, provider_status=status, percent=as_int(data.get("progress")), raw=data)
         if state == State.FAILED:
             progress.error = _message(data.get("error")) or "Shark AI reported the images as failed without a reason."
+            progress.error_kind = _kind(data.get("error"))
         return progress
 
     @staticmethod
@@ -364,4 +368,12 @@ def _message(error: Any) -> str:
         return error.strip()
     if isinstance(error, dict):
         return str(error.get("message") or error.get("type") or "").strip()
+    return ""
+
+
+def _kind(error: Any) -> str:
+    """``MODERATION`` when the error's type says moderation refused it (``content_moderation``),
+    whatever its message says."""
+    if isinstance(error, dict) and moderation_in(str(error.get("type") or ""), str(error.get("code") or "")):
+        return MODERATION
     return ""

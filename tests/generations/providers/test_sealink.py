@@ -84,6 +84,23 @@ def test_several_outputs_are_read_wherever_sealink_puts_them(sandbox, creds, pla
         assert done.cost == T2V.estimate({"n": 3, "size": "640x480", "duration": 4}, "text-to-video") == 6_000
 
 
+def test_a_result_in_both_data_and_upstream_response_is_one_video_charged_once(sandbox, creds):
+    """The seed reads ``task.get("data") or task.get("upstream_response")``: when Sealink sends both, with its
+    own copy's URL in ``data`` and DashScope's in ``upstream_response``, that is one video, not two."""
+    submitted = PROVIDER.submit(make_job(size="1280x720", duration=5), creds)
+    sandbox.fault(f"^/sealink/v1/tasks/{submitted.job_id}$", json={
+        "id": submitted.job_id, "status": "completed",
+        "data": {"video_url": "https://cdn.sealink.example/v/task.mp4"},
+        "upstream_response": {"request_id": "r-1", "output": {
+            "task_id": "u-1", "task_status": "SUCCEEDED",
+            "video_url": "https://dashscope-result.oss.example/u-1.mp4?Expires=1&Signature=x"},
+            "usage": {"duration": 5, "size": "1280*720"}}})
+    done = PROVIDER.poll(submitted.job_id, creds, model=T2V)
+    assert done.state == State.SUCCEEDED
+    assert [o.url for o in done.outputs] == ["https://cdn.sealink.example/v/task.mp4"]
+    assert done.cost == T2V.estimate({"size": "1280x720", "duration": 5}, "text-to-video") == 5_000
+
+
 def test_the_videos_are_real_mp4s_on_a_cdn_host_fetched_without_the_key(sandbox, creds):
     submitted = PROVIDER.submit(make_job(size="480x640"), creds)
     [output] = finish(sandbox, creds, submitted.job_id).outputs

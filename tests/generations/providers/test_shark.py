@@ -10,6 +10,7 @@ from PIL import Image
 
 from generations.providers import http
 from generations.providers.base import (
+    MODERATION,
     CancelResult,
     Credentials,
     Job,
@@ -244,6 +245,24 @@ def test_a_failed_image_task_carries_sharks_error_message(sandbox, creds):
     submitted = shark.submit(make_job(GPT, "[fail] an otter"), creds)
     failed, _ = poll_until(submitted.job_id, creds, GPT, State.FAILED)
     assert failed.error == "Image generation failed: provider timeout"
+
+
+@pytest.mark.parametrize(("model", "path"), [(GPT, "images/generations"), (WAN, "videos")])
+def test_a_task_failed_by_moderation_says_so_by_its_type_whatever_its_words(sandbox, creds, model, path):
+    """Shark's failed task carries ``error: {message, type}``; ``content_moderation`` is the type that says
+    the prompt or the result was refused: the member edits it rather than sending it again as it was."""
+    submitted = shark.submit(make_job(model, "an otter"), creds)
+    sandbox.fault(f"^/shark/api/v1/{path}/{submitted.job_id}$",
+                  json={"id": submitted.job_id, "status": "failed",
+                        "error": {"message": "Generation failed: the request was rejected.", "type": "content_moderation"}})
+    failed = shark.poll(submitted.job_id, creds, model=model)
+    assert (failed.state, failed.error) == (State.FAILED, "Generation failed: the request was rejected.")
+    assert failed.error_kind == MODERATION
+
+    sandbox.fault(f"^/shark/api/v1/{path}/{submitted.job_id}$",
+                  json={"id": submitted.job_id, "status": "failed",
+                        "error": {"message": "Image generation failed: provider timeout", "type": "generation_error"}})
+    assert shark.poll(submitted.job_id, creds, model=model).error_kind == ""
 
 
 def test_a_pending_image_task_can_be_cancelled_and_a_running_one_cannot(sandbox, creds):
