@@ -20,7 +20,8 @@
 - ``DELETE /v1/tasks/{id}``: 200 cancelled; 409 or 400 the task has already
   started (DashScope cancels only PENDING tasks); 501 this route cannot
   cancel.
-- ``GET /v1/tasks?limit=1``: the task list, "Test key"'s harmless read call.
+- ``GET /v1/tasks?limit=1``: the task list, "Test key"'s harmless read call (not in the seed:
+  where it is not served, "Test key" probes ``GET /v1/tasks/{id}`` instead).
 - Errors ``{"error": {"message", "type", "code"}}``; 429 carries
   ``Retry-After`` and ``X-RateLimit-*`` (read when ``Retry-After`` is absent).
   A 404 to a submit names an unknown template when the job has one (the member's
@@ -84,6 +85,7 @@ from generations.providers.base import (
     ProviderError,
     State,
     Submitted,
+    Verdict,
     as_int,
     moderation_in,
     route_missing,
@@ -378,9 +380,23 @@ class SealinkProvider(Provider):
         return base[:-3] if base.endswith("/v1") else base
 
     def check_key(self, credentials: Credentials) -> KeyCheck:
-        """Sealink's task list, ``GET /v1/tasks``: it needs the key and changes nothing."""
-        return keycheck.ask("Sealink", f"{self.base_url(credentials)}/v1/tasks?limit=1", credentials,
-                            read=_read_task_list, documented=f"its host, {self.default_base_url}")
+        """Sealink's task list, ``GET /v1/tasks``: it needs the key and changes nothing.
+
+        The seed documents only ``/v1/tasks/{id}``: where the list is not served (HTTP 404), the
+        documented route is probed for a task that does not exist. A refused key shows as
+        refused; Sealink's own "task ... not found" says the base URL reaches it (the key is then
+        not proved either way); any other 404 keeps the list's verdict, no route here."""
+        base, documented = self.base_url(credentials), f"its host, {self.default_base_url}"
+        listed = keycheck.ask("Sealink", f"{base}/v1/tasks?limit=1", credentials, read=_read_task_list,
+                              documented=documented)
+        if listed.status_code != 404:
+            return listed
+        probe = keycheck.ask("Sealink", f"{base}/v1/tasks/{keycheck.PROBE_ID}", credentials)
+        words = probe.answer.lower()
+        if probe.verdict == Verdict.REFUSED or (
+                probe.status_code == 404 and "not found" in words and "task" in words):
+            return probe
+        return listed
 
     # -- submit ---------------------------------------------------------------
 

@@ -48,6 +48,25 @@ def test_sealink_is_tested_with_its_task_list(sandbox, sandbox_key, team):
     assert sandbox.jobs()["jobs"] == []  # nothing was started
 
 
+@pytest.mark.parametrize("api_key, verdict, status", [
+    (None, Verdict.UNKNOWN, 404), ("invalid", Verdict.REFUSED, 401)])
+def test_a_sealink_that_serves_no_task_list_is_probed_on_its_documented_task_route(
+        sandbox, sandbox_key, team, api_key, verdict, status):
+    """The task list is not in Sealink's docs; where it is missing, the key is not called wrong:
+    the documented ``GET /v1/tasks/{id}`` is asked for a task that does not exist."""
+    key = sandbox_key(team, "sealink", api_key=api_key)
+    sandbox.fault("^/sealink/v1/tasks$", status=404, message="No route for GET /v1/tasks.", count=1)
+    check = keys.test_key(key)
+    assert (check.verdict, check.status_code) == (verdict, status)
+    assert check.call.endswith("/sealink/v1/tasks/kiln-key-test")
+    if verdict == Verdict.UNKNOWN:
+        assert "not found" in check.answer.lower()  # Sealink's own words: the base URL reaches it
+        key.refresh_from_db()
+        assert key.last_error == ""  # nothing proved either way: the key is not marked
+    assert [r["path"] for r in sandbox.requests()] == ["/sealink/v1/tasks", "/sealink/v1/tasks/kiln-key-test"]
+    assert sandbox.jobs()["jobs"] == []
+
+
 @pytest.mark.parametrize("provider", ["shark", "shuttleai"])
 def test_a_provider_without_a_read_call_says_so_and_shows_what_a_probe_got(sandbox, sandbox_key, team, provider):
     key = sandbox_key(team, provider)
