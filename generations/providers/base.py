@@ -589,5 +589,5 @@ def as_int(value: Any, default: int | None = None) -> int | None:
         return value
     try:
         return round(float(str(value).strip().rstrip("%")))
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "nan"; "Infinity", 1e400
         return default

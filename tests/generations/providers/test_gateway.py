@@ -194,6 +194,15 @@ def test_the_openai_video_shape_is_understood(sandbox, creds):
     assert "/media/" in done.outputs[0].url
 
 
+@pytest.mark.parametrize("progress", ["Infinity", "-Infinity", "NaN", "1e400", "", None, "soon"])
+def test_a_progress_that_is_no_number_is_read_as_none_and_the_poll_goes_on(sandbox, creds, progress):
+    submitted = PROVIDER.submit(make_job(), creds)
+    sandbox.fault(f"^/gateway/v1/video/generations/{submitted.job_id}$", count=1, json={
+        "code": "success", "data": {"task_id": submitted.job_id, "status": "IN_PROGRESS", "progress": progress}})
+    running = PROVIDER.poll(submitted.job_id, creds, model=PRO)
+    assert (running.state, running.percent) == (State.RUNNING, None)
+
+
 def test_without_the_wrapped_route_it_falls_back_to_v1_videos(sandbox, creds):
     sandbox.control(gateway_wrapped_route=False)
     submitted = PROVIDER.submit(make_job(), creds)
