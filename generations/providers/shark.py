@@ -257,9 +257,12 @@ class SharkProvider(Provider):
         body = {**self._body(job), "async": True}
         response = self._post(f"{self.base_url(credentials)}/api/v1/images/generations", body, credentials)
         data = http.json_of(response)
-        if response.status_code == 200 and "data" in data:
+        images, is_task = data.get("data"), bool(data.get("id") or data.get("task_id"))
+        sync = (isinstance(images, list) and bool(images)) or ("data" in data and not is_task)
+        if response.status_code == 200 and sync:
             # A Shark (or a relay in front of it) that ignored "async" and answered in the
-            # synchronous shape: the images are already here.
+            # synchronous shape (no task id; or images in hand): the images are already here.
+            # A task answered with 200 rather than 202, ``"data": null`` and all, is polled.
             return Submitted(job_id=f"{SYNC_PREFIX}{uuid.uuid4().hex}", result=self._image_result(data, data))
         return Submitted(job_id=self._job_id(data))
 

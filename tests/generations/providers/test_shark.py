@@ -211,6 +211,17 @@ def test_an_image_request_answered_synchronously_still_gives_its_n_distinct_real
     assert (image.format, image.size) == ("WEBP", (1536, 1024))
 
 
+@pytest.mark.parametrize("extra", [{"data": None}, {"data": []}, {}])
+def test_a_task_answered_with_200_rather_than_202_is_polled(sandbox, creds, extra):
+    """An async answer is a task (an id, pending), whatever its status code and even with an empty
+    ``data``: it was read as a finished synchronous answer with no images, and failed."""
+    sandbox.fault("^/shark/api/v1/images/generations$", status=200, count=1, json={
+        "id": "task_abc123", "object": "image.generation.task", "status": "pending", **extra,
+        "polling_url": "https://shark.ai/api/v1/images/generations/task_abc123"})
+    submitted = shark.submit(make_job(GPT, "A cute baby sea otter"), creds)
+    assert (submitted.job_id, submitted.result) == ("task_abc123", None)
+
+
 def test_a_slow_model_goes_async_and_polls_to_its_images_and_credit(sandbox, creds, tmp_path):
     sandbox.control(duration=0.5)
     job = make_job(GPT, "A cute baby sea otter", raw_params={"n": 2, "size": "1536x1024", "quality": "high"})
