@@ -236,6 +236,18 @@ def test_an_unknown_id_on_v1_videos_is_task_not_exist_too(sandbox, creds):
     assert (progress.state, progress.provider_status) == (State.FAILED, "task_not_exist")
 
 
+def test_an_older_gateway_that_forgets_a_task_with_a_404_says_so_in_its_words(sandbox, creds):
+    """The wrapped route answers 404 task_not_exist and the gateway has no /v1/videos to ask."""
+    submitted = PROVIDER.submit(make_job(), creds)
+    sandbox.fault(f"^/gateway/v1/video/generations/{submitted.job_id}$", count=1, status=404,
+                  json={"code": "task_not_exist", "message": "task_not_exist", "data": None})
+    sandbox.fault(f"^/gateway/v1/videos/{submitted.job_id}$", count=1, status=404,
+                  message="Invalid URL (GET /v1/videos/...)")
+    progress = PROVIDER.poll(submitted.job_id, creds, model=PRO)
+    assert (progress.state, progress.provider_status) == (State.FAILED, "task_not_exist")
+    assert progress.error == "The gateway no longer knows this task (task_not_exist)."
+
+
 def test_an_unknown_upstream_status_keeps_the_task_running(sandbox, creds):
     sandbox.control(gateway_vanished="unknown")
     submitted = PROVIDER.submit(make_job(), creds)
