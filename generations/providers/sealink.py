@@ -354,6 +354,29 @@ def _unique(urls: list[str]) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
+# Kiln's own start of an answer (``http.default_error_message``, ``keycheck.answer_text``): the
+# status line before a plain-text body, or all there is of a web page or an empty body.
+_KILNS_STATUS_LINE = re.compile(r"^HTTP \d{3}\b[^:]*(?::\s*|$)")
+_PATH = re.compile(r"\S*/\S*")  # an echo of the URL asked ("/v1/tasks/kiln-key-test")
+_NO_SUCH = ("not found", "not_found", "not exist", "not_exist", "no such", "unknown")
+
+
+def _task_route_served(probe: KeyCheck) -> bool:
+    """Whether Sealink's documented ``GET /v1/tasks/{id}`` answered the probe in words of its own:
+    a 404 that speaks of the task as unknown ("Task ... not found", "task_not_exist", "No such
+    task"), or any other answer below 500 (an id it does not take, a task state). Not Kiln's
+    "HTTP 404 Not Found" status line, nor a path the answer echoes: a route that is not served
+    says those too."""
+    if probe.status_code is None or probe.status_code >= 500:
+        return False
+    words = _PATH.sub(" ", _KILNS_STATUS_LINE.sub("", probe.answer.strip())).lower().strip()
+    if not words:
+        return False
+    if probe.status_code != 404:
+        return True
+    return "task" in words and any(said in words for said in _NO_SUCH)
+
+
 def _read_task_list(response: httpx.Response) -> tuple[str, None]:
     body = keycheck.json_object(response)
     tasks = body.get("data")
@@ -384,17 +407,17 @@ class SealinkProvider(Provider):
 
         The seed documents only ``/v1/tasks/{id}``: where the list is not served (HTTP 404), the
         documented route is probed for a task that does not exist. A refused key shows as
-        refused; Sealink's own "task ... not found" says the base URL reaches it (the key is then
-        not proved either way); any other 404 keeps the list's verdict, no route here."""
+        refused; Sealink's own answer (a 404 that calls the task unknown, in whatever words, or
+        any other answer of its own below 500) says the base URL reaches it (the key is then not
+        proved either way); a bare 404 (a web page, "Not Found", "Invalid URL (GET ...)") keeps
+        the list's verdict, no route here."""
         base, documented = self.base_url(credentials), f"its host, {self.default_base_url}"
         listed = keycheck.ask("Sealink", f"{base}/v1/tasks?limit=1", credentials, read=_read_task_list,
                               documented=documented)
         if listed.status_code != 404:
             return listed
         probe = keycheck.ask("Sealink", f"{base}/v1/tasks/{keycheck.PROBE_ID}", credentials)
-        words = probe.answer.lower()
-        if probe.verdict == Verdict.REFUSED or (
-                probe.status_code == 404 and "not found" in words and "task" in words):
+        if probe.verdict == Verdict.REFUSED or _task_route_served(probe):
             return probe
         return listed
 

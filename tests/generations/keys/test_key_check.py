@@ -67,6 +67,47 @@ def test_a_sealink_that_serves_no_task_list_is_probed_on_its_documented_task_rou
     assert sandbox.jobs()["jobs"] == []
 
 
+@pytest.mark.parametrize("answer", [
+    {"status": 404, "json": {"error": {"message": "Task kiln-key-test does not exist.", "type": "invalid_request_error",
+                                       "code": "task_not_exist"}}},
+    {"status": 404, "json": {"code": "task_not_exist", "message": "task_not_exist", "data": None}},
+    {"status": 404, "json": {"error": {"message": "No such task: kiln-key-test", "type": "not_found_error"}}},
+    # The documented route answers, just not with a 404: it is served at this base URL.
+    {"status": 400, "json": {"error": {"message": "Invalid task id 'kiln-key-test'.", "type": "invalid_request_error",
+                                       "code": "invalid_task_id"}}},
+    {"status": 200, "json": {"id": "kiln-key-test", "status": "unknown", "data": None}},
+])
+def test_sealinks_answer_for_an_unknown_task_in_other_words_is_not_called_no_route(sandbox, sandbox_key, team, answer):
+    """Where the task list is not served, the documented task route's own answer for a task that
+    does not exist shows that the base URL reaches Sealink, whatever words it uses: "Test key"
+    said "Nothing answers this call at this base URL" to these, and the member went to change a
+    base URL that was right."""
+    key = sandbox_key(team, "sealink")
+    sandbox.fault("^/sealink/v1/tasks$", status=404, message="No route for GET /v1/tasks.", count=1)
+    sandbox.fault("^/sealink/v1/tasks/kiln-key-test$", count=1, **answer)
+    check = keys.test_key(key)
+    assert (check.verdict, check.status_code) == (Verdict.UNKNOWN, answer["status"]), check.summary
+    assert check.call.endswith("/sealink/v1/tasks/kiln-key-test")
+    assert "Nothing answers" not in check.summary and "base URL" not in (check.problem or "")
+
+
+@pytest.mark.parametrize("answer", [
+    # Kiln's own rendering of a plain-text 404 starts "HTTP 404 Not Found: ": that and an echo of
+    # the path (".../tasks/...") are not Sealink saying it knows no such task.
+    {"body": "No route for GET /v1/tasks/kiln-key-test", "content_type": "text/plain"},
+    {"body": "<html><title>404 Not Found</title><p>/v1/tasks/kiln-key-test</p></html>"},
+    {"json": {"error": {"message": "Invalid URL (GET /v1/tasks/kiln-key-test)", "type": "invalid_request_error"}}},
+])
+def test_a_base_url_where_neither_task_route_is_served_is_still_no_route(sandbox, sandbox_key, team, answer):
+    key = sandbox_key(team, "sealink")
+    sandbox.fault("^/sealink/v1/tasks$", status=404, message="No route for GET /v1/tasks.", count=1)
+    sandbox.fault("^/sealink/v1/tasks/kiln-key-test$", count=1, status=404, **answer)
+    check = keys.test_key(key)
+    assert (check.verdict, check.status_code) == (Verdict.FAILED, 404), (check.summary, check.answer)
+    assert "Nothing answers this call at this base URL" in check.summary
+    assert check.call.endswith("/sealink/v1/tasks?limit=1")
+
+
 @pytest.mark.parametrize("provider", ["shark", "shuttleai"])
 def test_a_provider_without_a_read_call_says_so_and_shows_what_a_probe_got(sandbox, sandbox_key, team, provider):
     key = sandbox_key(team, provider)
