@@ -10,6 +10,7 @@ Screenshots at 1280 px and 390 px go to /tmp/shots-hooks17/ (KILN_SHOTS_DIR to c
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from playwright.sync_api import expect
 from standardwebhooks import Webhook
 
 from generations.team_webhooks import delivery, outbox
-from generations.team_webhooks.models import WebhookEndpoint
+from generations.team_webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from tests.generations.team_webhooks.conftest import Receiver
 
 SHOTS = Path(os.environ.get("KILN_SHOTS_DIR", "/tmp/shots-hooks17"))
@@ -32,6 +33,15 @@ def both_shots(page, name: str) -> None:
     page.wait_for_timeout(150)
     page.screenshot(path=str(SHOTS / f"{name}-390.png"), full_page=True, caret="initial")
     page.set_viewport_size(DESKTOP)
+
+
+def wait_recorded(timeout: float = 20) -> None:
+    """Until the worker has written down the answer it got (the receiver has the request before
+    the worker has its answer: a page loaded in between still shows the delivery pending)."""
+    deadline = time.monotonic() + timeout
+    while WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).exists():
+        assert time.monotonic() < deadline, "the delivery's answer was never recorded"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -79,6 +89,7 @@ def test_an_admin_adds_an_endpoint_sees_the_secret_once_and_the_log(signed_in, r
     # The POST's redirect lands before the reload: a reload while it is under way finds no page.
     expect(page.locator(".messages")).to_contain_text("queued; its answer shows in the log below")
     receiver.wait(1)
+    wait_recorded()
     page.reload()
     row = page.locator("tr.delivery").first
     expect(row).to_contain_text("webhook.test")
