@@ -337,6 +337,32 @@ def test_filters_apply_as_they_change_and_the_address_follows(page, live_server,
     assert [p for p in problems(page) if " 400 " not in f" {p} "] == [], problems(page)
 
 
+
+def test_back_to_a_filtered_view_htmx_no_longer_holds_is_the_whole_page(page, live_server, login, team, owner):
+    """htmx keeps the last views in sessionStorage; past them (or when storage is full or cleared)
+    it asks the server. That request must get the whole page: it got the cards alone, and the
+    page lost its header, title and filters."""
+    for i in range(3):
+        wan_result(team, owner, prompt=f"a fox in the snow #{i}")
+    add_media(make_generation(team, owner, prompt="a still life with pears"))
+    signed_in(page, live_server, login)
+    page.select_option("select[name=kind]", "image")
+    page.wait_for_url(re.compile(r"kind=image"))
+    expect(page.locator(".gcard")).to_have_count(1)
+    page.select_option("select[name=kind]", "video")
+    page.wait_for_url(re.compile(r"kind=video"))
+    expect(page.locator(".gcard")).to_have_count(3)
+    page.evaluate("() => sessionStorage.removeItem('htmx-history-cache')")  # as after the 10 it keeps
+    page.go_back()
+    page.wait_for_url(re.compile(r"kind=image"))
+    expect(page.locator(".gcard")).to_have_count(1)
+    expect(page.locator("header.topbar")).to_have_count(1)
+    expect(page.locator("h1")).to_have_text("Gallery")
+    expect(page.locator("select[name=kind]")).to_have_value("image")
+    page.select_option("select[name=kind]", "")  # and the page still works
+    expect(page.locator(".gcard")).to_have_count(4)
+    assert problems(page) == []
+
 # ---------------------------------------------------------------------------
 # 13. Card size
 
