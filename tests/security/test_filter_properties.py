@@ -67,8 +67,8 @@ def test_no_usage_filter_is_a_server_error(manager_client, params):
 
 
 @pytest.mark.parametrize(("url", "params", "says"), [
-    (GALLERY, {"to": "9999-12-31"}, "<strong>to</strong>"),
-    (GALLERY, {"from": "0001-01-01"}, "<strong>from</strong>"),
+    (GALLERY, {"to": "9999-12-31"}, "<strong>To</strong>"),
+    (GALLERY, {"from": "0001-01-01"}, "<strong>From</strong>"),
     (USAGE_PAGES[0], {"end": "9999-12-31"}, "between"),
     (USAGE_PAGES[1], {"end": "9999-12-31"}, "between"),
 ])
