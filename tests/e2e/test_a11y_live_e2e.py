@@ -210,6 +210,32 @@ MISSING_IDS = """() => [...document.querySelectorAll('[aria-describedby]')].flat
       .map(id => (el.id || el.name) + ' -> ' + id))"""
 
 
+def test_the_picker_opens_only_once_its_results_answer_to_a_pick(page, live_server, login, transactional_db, team,
+                                                                  owner, sandbox, sandbox_key):
+    """htmx makes newly swapped-in links live when it settles, after the swap: the picker opened
+    at the swap, and a pick in between (a quick Enter; a slow device or a busy machine stretches
+    it) followed the link to a new page, losing the studio's state and the focus."""
+    sandbox_key(team, "shark")
+    media = make_gallery_media(team, owner)
+    login(page, live_server, owner.email, PASSWORD)
+    page.goto("/")
+    choose_model(page, WAN, "resolution")
+    page.click(".op-tab:has-text('Image to video')")
+    page.wait_for_selector("#slot-first_frame")
+    page.wait_for_load_state("networkidle")
+    page.evaluate("() => { window.samePage = true; htmx.config.defaultSettleDelay = 1500; }")
+    page.focus("#slot-first_frame-pick")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#studio-picker[open] .picker-item")
+    page.focus(".picker-item")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#slot-first_frame .slot-picked img")
+    wait_until(page, "() => !document.querySelector('#studio-picker').open")
+    assert page.evaluate("() => window.samePage === true"), "the pick left the page"
+    assert focused(page) == "slot-first_frame-pick"
+    assert page.input_value("#id_first_frame_media") == str(media.public_id)
+
+
 def test_every_id_an_aria_describedby_names_exists_before_and_after_a_refused_submit(
         page, live_server, transactional_db, team, owner, sandbox, sandbox_key):
     sandbox_key(team, "shark")

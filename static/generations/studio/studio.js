@@ -22,9 +22,10 @@
     return document.getElementById("studio-picker");
   }
 
-  // The gallery picker: open once its list has arrived; close once a pick
-  // has replaced its input slot, or on "Close".
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // The gallery picker: open once its list has arrived and settled (htmx makes the new
+  // results answer to a pick only then: opened at the swap, a quick Enter followed the
+  // result's link to a new page); close once a pick has replaced its input slot, or on "Close".
+  document.addEventListener("htmx:afterSettle", function (event) {
     var dialog = pickerDialog();
     if (!dialog) return;
     var target = event.detail.target;
