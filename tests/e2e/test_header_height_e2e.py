@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD, make_member
+from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -35,11 +36,7 @@ def test_a_focused_control_is_not_under_a_tall_header(browser, live_server, tran
     context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 600},
                                   device_scale_factor=2)
     page = context.new_page()
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", user.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    sign_in(page, live_server, user.email, PASSWORD)
     page.goto("/accounts/team/")
     header = page.locator("header.topbar")
     header_height = header.evaluate("h => h.getBoundingClientRect().height")
@@ -86,11 +83,7 @@ def test_a_short_window_lets_the_header_scroll_away(browser, live_server, transa
         make_member(team, f"member{i}@acme.test")
     context = browser.new_context(base_url=live_server.url, viewport=viewport, device_scale_factor=scale)
     page = context.new_page()
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", owner.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    sign_in(page, live_server, owner.email, PASSWORD)
     page.goto("/accounts/team/")
     header = page.locator("header.topbar")
     height = header.evaluate("h => h.getBoundingClientRect().height")
@@ -118,11 +111,7 @@ def test_the_studio_panel_stops_where_the_header_ends(browser, live_server, tran
     team.save()
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": height})
     page = context.new_page()
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", owner.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    sign_in(page, live_server, owner.email, PASSWORD)
     page.goto("/")
     panel = page.locator(".studio-panel")
     if header_stays:  # kiln.js measures the header once it is drawn (a frame after the load)
