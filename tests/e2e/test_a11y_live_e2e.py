@@ -41,6 +41,18 @@ def focus_is(page, selector: str) -> bool:
     return page.evaluate("s => document.activeElement === document.querySelector(s)", selector)
 
 
+def pick_first_frame_by_keyboard(page) -> None:
+    """Enter on the first frame's "Pick from the gallery", Enter on the first result; until the
+    slot shows it and the picker is closed."""
+    page.focus("#slot-first_frame-pick")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#studio-picker[open] .picker-item")
+    page.focus(".picker-item")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#slot-first_frame .slot-picked img")
+    wait_until(page, "() => !document.querySelector('#studio-picker').open")
+
+
 def test_each_job_state_is_announced_once_in_words(page, live_server, login, transactional_db, team, owner,
                                                   sandbox, sandbox_key, eager_tasks):  # noqa: F811
     sandbox.control(duration=1.5)
@@ -185,13 +197,7 @@ def test_focus_stays_where_the_member_is_after_each_live_update(page, live_serve
     assert page.evaluate("() => document.activeElement.value") == "image-to-video"
 
     # The gallery picker: Enter on a result, and focus is back on the slot's "Pick from the gallery".
-    page.focus("#slot-first_frame-pick")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#studio-picker[open] .picker-item")
-    page.focus(".picker-item")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#slot-first_frame .slot-picked img")
-    wait_until(page, "() => !document.querySelector('#studio-picker').open")
+    pick_first_frame_by_keyboard(page)
     assert focused(page) == "slot-first_frame-pick"
 
     # A refused submit: focus on the first invalid field.
@@ -223,14 +229,10 @@ def test_the_picker_opens_only_once_its_results_answer_to_a_pick(page, live_serv
     page.click(".op-tab:has-text('Image to video')")
     page.wait_for_selector("#slot-first_frame")
     page.wait_for_load_state("networkidle")
+    # The slot's own "Pick from the gallery" came in with the mode's fields: live before the slow settle.
+    wait_until(page, "() => !!(document.querySelector('#slot-first_frame-pick')['htmx-internal-data'] || {}).initHash")
     page.evaluate("() => { window.samePage = true; htmx.config.defaultSettleDelay = 1500; }")
-    page.focus("#slot-first_frame-pick")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#studio-picker[open] .picker-item")
-    page.focus(".picker-item")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#slot-first_frame .slot-picked img")
-    wait_until(page, "() => !document.querySelector('#studio-picker').open")
+    pick_first_frame_by_keyboard(page)
     assert page.evaluate("() => window.samePage === true"), "the pick left the page"
     assert focused(page) == "slot-first_frame-pick"
     assert page.input_value("#id_first_frame_media") == str(media.public_id)
