@@ -335,21 +335,22 @@ class GatewayProvider(Provider):
 
     def poll(self, job_id: str, credentials: Credentials, *, model: ModelSpec) -> Progress:
         base = self.base_url(credentials)
-        forgotten = ""  # the wrapped route's 404 naming the task as unknown (some gateways answer so)
+        forgotten = False  # the wrapped route's 404 names the task as unknown (some gateways answer so)
         try:
             response = http.request("GET", f"{base}/v1/video/generations/{job_id}", credentials=credentials,
                                     ok=(404,))
             if response.status_code == 404:
-                forgotten = "task_not_exist" if "task_not_exist" in response.text else ""
+                forgotten = "task_not_exist" in response.text
                 response = http.request("GET", f"{base}/v1/videos/{job_id}", credentials=credentials)
         except ProviderError as exc:
             if exc.code == "task_not_exist" or "task_not_exist" in exc.message:
-                return Progress(state=State.FAILED, provider_status="task_not_exist",
-                                error=f"The gateway no longer knows this task ({exc.message}).")
-            if forgotten and exc.status_code == 404:  # and it serves no /v1/videos to ask instead
-                return Progress(state=State.FAILED, provider_status=forgotten,
-                                error=f"The gateway no longer knows this task ({forgotten}).")
-            raise
+                words = exc.message
+            elif forgotten and exc.status_code == 404:  # and no /v1/videos answers instead
+                words = "task_not_exist"
+            else:
+                raise
+            return Progress(state=State.FAILED, provider_status="task_not_exist",
+                            error=f"The gateway no longer knows this task ({words}).")
         return self.read_task(http.json_of(response))
 
     def read_task(self, payload: Mapping[str, Any]) -> Progress:
